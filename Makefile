@@ -1,0 +1,46 @@
+# triagebot: the one entry point. `make run` and `make test` work on a fresh machine with
+# nothing but Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+EXTRAS ?= dev
+
+.PHONY: install run test lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/triagebot migrate
+	$(BIN)/triagebot ensure-model
+	$(BIN)/triagebot demo
+	@echo
+	@echo "  triagebot is starting on http://127.0.0.1:8000"
+	@echo "    web chat (talk to the bot):  http://127.0.0.1:8000/chat"
+	@echo "    agent console:               http://127.0.0.1:8000/console  (agent@demo.test / demo-agent)"
+	@echo "    health:                      http://127.0.0.1:8000/healthz"
+	@echo
+	$(BIN)/triagebot serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
