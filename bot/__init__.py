@@ -1,0 +1,1 @@
+"""triagebot's service: app factory, settings, channels, conversation flow, web pages."""

@@ -1,0 +1,45 @@
+"""Customer-facing texts: FAQ answer templates and the bot's own fixed lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+_ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+
+HANDOFF_TEXT = (
+    "Thanks, I've passed this to our support team. A person will reply here as soon as "
+    "possible{eta}."
+)
+NON_TEXT_TEXT = (
+    "Thanks! I can only read text messages for now. Please describe your question in words, "
+    "or send /human to talk to a person."
+)
+HELP_TEXT = (
+    "I'm the {product} support assistant. Ask me a question in your own words, e.g. "
+    '"how do I reset my password?" or "where are my invoices?". Send /human at any time to '
+    "talk to a person."
+)
+WELCOME_TEXT = "Hi{name}! I'm the {product} support assistant. How can I help you today?"
+LINKED_TEXT = "Thanks{name}, your chat is now linked to {account}. How can I help?"
+LINK_FAILED_TEXT = (
+    "Hi! That sign-in link is no longer valid, but I can still help. What's your question?"
+)
+DID_IT_HELP_TEXT = "Did this solve it?"
+THANKS_FEEDBACK_TEXT = "Great, glad that helped!"
+SLOW_DOWN_TEXT = (
+    "You're sending messages faster than we can read them. We have them all; please wait "
+    "a moment for an answer."
+)
+CSAT_THANKS_TEXT = "Thank you for your feedback!"
+CSAT_REQUEST_TEXT = "How would you rate the help you received? (1 = poor, 5 = excellent)"
+
+
+def render_answer(template: str, variables: dict[str, Any]) -> str:
+    """Render an admin-written answer template in a sandbox; unknown variables render empty."""
+    try:
+        return _ENV.from_string(template).render(**variables).strip()
+    except TemplateError as exc:
+        raise ValueError(f"answer template cannot be rendered: {exc}") from exc

@@ -1,0 +1,186 @@
+"""The app factory: the one place that builds and wires concrete objects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from bot.channels import slack, telegram, webchat, whatsapp
+from bot.delivery import OutboxWorker
+from bot.logs import install_redaction
+from bot.model import ModelHolder
+from bot.scheduler import JobScheduler
+from bot.settings import Settings
+from bot.triage import Triage
+from bot.web import api, chat, console, errors, health, signals_api, webhooks
+from bot.web import whatsapp as whatsapp_web
+from bot.web.console_admin import router as console_admin_router
+from bot.web.console_dashboard import router as console_dashboard_router
+from handoff.db import build_engine
+from handoff.outbox import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+TEXT_LIMITS = {"telegram": telegram.MAX_TEXT, "whatsapp": 4096, "webchat": 10_000}
+
+
+@dataclass
+class Services:
+    """Everything the routes need, built once per app."""
+
+    settings: Settings
+    engine: Engine
+    models: ModelHolder
+    triage: Triage
+    worker: OutboxWorker
+    senders: dict[str, Any] = field(default_factory=dict)
+    telegram_bot: Any = None
+    webchat: webchat.WebChat | None = None
+
+
+def build_services(
+    settings: Settings, *, telegram_httpx_kwargs: dict[str, Any] | None = None
+) -> Services:
+    """Create engine, model holder, channel senders, pipeline and outbox worker."""
+    secrets = [
+        s.get_secret_value()
+        for s in (
+            settings.telegram_bot_token,
+            settings.telegram_webhook_secret,
+            settings.slack_webhook_url,
+            settings.whatsapp_access_token,
+            settings.whatsapp_app_secret,
+            settings.whatsapp_verify_token,
+            settings.webchat_secret,
+        )
+        if s is not None
+    ]
+    install_redaction(secrets)
+    engine = build_engine(settings.database_url)
+    links = {
+        "product_name": settings.product_name,
+        "reset_url": settings.reset_url,
+        "status_url": settings.status_url,
+        "billing_url": settings.billing_url,
+        "docs_url": settings.docs_url,
+    }
+    models = ModelHolder(
+        settings.model_path,
+        settings.faq_path,
+        settings.policy_path,
+        links,
+        TEXT_LIMITS,
+        timedelta(hours=settings.reopen_window_hours),
+        alert_options={
+            "console_url": settings.public_url.rstrip("/") + "/console",
+            "slack_webhook_url": (
+                settings.slack_webhook_url.get_secret_value()
+                if settings.slack_webhook_url
+                else None
+            ),
+        },
+    )
+    senders: dict[str, Any] = {}
+    bot = None
+    if settings.telegram_bot_token is not None:
+        bot = telegram.build_bot(
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_api_base_url,
+            httpx_kwargs=telegram_httpx_kwargs,
+        )
+        senders[telegram.CHANNEL] = telegram.TelegramSender(bot)
+    senders[slack.CHANNEL] = slack.SlackWebhookSender(settings.slack_timeout_seconds)
+    web_chat = webchat.WebChat.build(
+        settings.webchat_secret.get_secret_value() if settings.webchat_secret else None
+    )
+    senders[webchat.CHANNEL] = web_chat.sender
+    if settings.whatsapp_access_token is not None and settings.whatsapp_phone_number_id:
+        senders[whatsapp.CHANNEL] = whatsapp.WhatsAppSender(
+            settings.whatsapp_access_token.get_secret_value(),
+            settings.whatsapp_phone_number_id,
+            settings.whatsapp_api_base_url,
+        )
+    worker = OutboxWorker(
+        engine,
+        senders,
+        retry=RetryPolicy(max_attempts=settings.outbox_max_attempts),
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    triage = Triage(engine, models.classifier, models.config, on_commit=worker.wake)
+    return Services(settings, engine, models, triage, worker, senders, bot, webchat=web_chat)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    telegram_httpx_kwargs: dict[str, Any] | None = None,
+    run_worker: bool = True,
+) -> FastAPI:
+    """Build the FastAPI app for these settings (nothing is created at import time)."""
+    services = build_services(settings, telegram_httpx_kwargs=telegram_httpx_kwargs)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(services.models.load)
+        task = asyncio.create_task(services.worker.run()) if run_worker else None
+        scheduler = JobScheduler(
+            services.engine,
+            str(settings.health_path),
+            settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else None,
+        )
+        jobs_task = (
+            asyncio.create_task(scheduler.run())
+            if run_worker and settings.scheduler_enabled
+            else None
+        )
+        try:
+            yield
+        finally:
+            scheduler.stop()
+            if jobs_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(jobs_task, timeout=10)
+            if services.webchat is not None:
+                services.webchat.hub.close()  # ends live chat streams
+            services.worker.stop()
+            if task is not None:
+                # a send in flight gets 10 s to finish; wait_for cancels it after that, and
+                # its outbox entry's lease expires so it is retried after the restart
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, timeout=10)
+            if services.telegram_bot is not None:
+                # Bot.shutdown() is a no-op for a Bot that was never initialize()d (we skip
+                # initialize: it calls getMe and puts the token in its error message), so
+                # close the shared HTTPXRequest's connection pool directly.
+                await services.telegram_bot.request.shutdown()
+            for sender in services.senders.values():
+                aclose = getattr(sender, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            services.engine.dispose()
+
+    app = FastAPI(title="triagebot", version="0.1.0", lifespan=lifespan)
+    app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(webhooks.router)
+    app.include_router(whatsapp_web.router)
+    app.include_router(api.router)
+    app.include_router(signals_api.router)
+    app.include_router(chat.router)
+    app.include_router(console.router)
+    app.include_router(console_dashboard_router)
+    app.include_router(console_admin_router)
+    static = Path(__file__).parent / "web" / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")  # web pages' assets
+    return app

@@ -1,0 +1,128 @@
+"""The ``triagebot`` command line: serve, migrate, model, demo, telegram."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bot.logs import configure_logging
+from bot.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.app import create_app
+
+    settings = load_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"triagebot on http://{host}:{port}  (health: /healthz, web chat: /chat)", flush=True)
+    app = create_app(settings)
+    webchat = app.state.services.webchat
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[Any] | None = None) -> None:
+            # uvicorn waits for open connections before the lifespan ends: end the web chat's
+            # live streams first, or shutting down would wait for them.
+            if webchat is not None:
+                webchat.hub.close()
+            await super().shutdown(sockets=sockets)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    Server(config).run()
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from handoff.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def _ensure_model(args: argparse.Namespace) -> int:
+    from classifier import model_is_current, train_faq_model
+
+    settings = load_settings()
+    stale = model_is_current(settings.faq_path, settings.model_path, settings.model_backend)
+    if stale is None and not args.force:
+        print(f"model is current: {settings.model_path}")
+        return 0
+    print(f"(re)training: {stale or 'forced'}")
+    print(f"training the FAQ model ({settings.model_backend}) -> {settings.model_path}", flush=True)
+    clf = train_faq_model(settings.faq_path, settings.model_path, backend=settings.model_backend)
+    cv = clf.metadata_.get("cv", {})
+    if "accuracy" in cv:
+        print(
+            f"cross-validated accuracy {cv['accuracy']:.2%}; answers {cv['coverage']:.2%} "
+            f"of messages at {cv['precision']:.2%} precision"
+        )
+    return 0
+
+
+def _demo(_args: argparse.Namespace) -> int:
+    from bot.demo import load_demo
+
+    settings = load_settings()
+    print(load_demo(settings))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (sub-commands register themselves here)."""
+    from classifier.cli import ModelDefaults, add_model_parser
+
+    def model_defaults() -> ModelDefaults:
+        settings = load_settings()
+        return ModelDefaults(settings.model_path, settings.faq_path, settings.model_backend)
+
+    parser = argparse.ArgumentParser(prog="triagebot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the web service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=_serve)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+    ensure = sub.add_parser("ensure-model", help="train the FAQ model if missing or stale")
+    ensure.add_argument("--force", action="store_true", help="retrain even if present")
+    ensure.set_defaults(func=_ensure_model)
+    sub.add_parser("demo", help="load demo accounts, users and contacts").set_defaults(func=_demo)
+    add_model_parser(sub, model_defaults)
+    from bot.telegram_cli import add_telegram_parser
+
+    add_telegram_parser(sub)
+    from bot.admin_cli import add_admin_parsers
+
+    add_admin_parsers(sub)
+    from bot.cs_cli import add_cs_parsers
+
+    add_cs_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``triagebot`` console script."""
+    configure_logging(Settings.model_fields["log_level"].default)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Settings from the environment (and an optional ``.env``), validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDERS = {"changeme", "change-me", "secret", "changethis", "xxx", "todo"}
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    environment: Literal["dev", "test", "prod"] = "dev"
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'triagebot.db'}"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+
+    # WhatsApp Cloud API: token + phone number id enable sending; the app secret verifies
+    # X-Hub-Signature-256 on the webhook, the verify token answers Meta's GET handshake.
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    whatsapp_api_base_url: str = "https://graph.facebook.com/v21.0"
+
+    # CSM alerts: a Slack-compatible incoming webhook used when a CSM has none of their own.
+    slack_webhook_url: SecretStr | None = None
+    slack_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Web chat: signs the visitor cookie; a random one per process when unset.
+    webchat_secret: SecretStr | None = Field(default=None, min_length=16)
+
+    # Agent console: signs the session cookie; required in prod, random per process otherwise.
+    session_secret: SecretStr | None = Field(default=None, min_length=32)
+
+    model_path: Path = ROOT / "var" / "models" / "faq-tfidf.joblib"
+    model_backend: Literal["tfidf", "embeddings"] = "tfidf"
+    faq_path: Path = ROOT / "data" / "faq"
+    policy_path: Path = ROOT / "data" / "policy.yaml"
+    health_path: Path = ROOT / "data" / "health.yaml"  # health score factors, CSM alert rules
+    # In-app scheduler for the daily health job and the weekly CSM digest (exactly once).
+    scheduler_enabled: bool = True
+
+    # Links used in FAQ answers.
+    product_name: str = "Acme Cloud"
+    reset_url: str = "https://app.example.com/reset-password"
+    status_url: str = "https://status.example.com"
+    billing_url: str = "https://app.example.com/settings/billing"
+    docs_url: str = "https://docs.example.com"
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    reopen_window_hours: int = Field(default=48, ge=0)
+    # Conversation content older than this is redacted by `triagebot privacy retention`.
+    retention_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        secret = self.telegram_webhook_secret
+        if self.telegram_bot_token is not None and secret is None:
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET must be set when TELEGRAM_BOT_TOKEN is set "
+                "(the webhook refuses every update without it)"
+            )
+        if secret is not None:
+            value = secret.get_secret_value()
+            if self.environment == "prod" and (value.lower() in PLACEHOLDERS or len(value) < 16):
+                raise ValueError(
+                    "TELEGRAM_WEBHOOK_SECRET is a placeholder or shorter than 16 characters"
+                )
+            allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+            if not value or len(value) > 256 or not set(value) <= allowed:
+                raise ValueError(
+                    "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                    "(Telegram's rule for secret_token)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _check_whatsapp(self) -> Settings:
+        if self.whatsapp_access_token is not None and (
+            self.whatsapp_app_secret is None or self.whatsapp_phone_number_id is None
+        ):
+            raise ValueError(
+                "WHATSAPP_APP_SECRET and WHATSAPP_PHONE_NUMBER_ID must be set when "
+                "WHATSAPP_ACCESS_TOKEN is set (the webhook refuses every request without "
+                "the app secret)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_session_secret(self) -> Settings:
+        if self.environment == "prod" and self.session_secret is None:
+            raise ValueError(
+                "SESSION_SECRET must be set in prod (32+ random characters): it signs the "
+                "console's session cookies, which must survive restarts and be shared by "
+                "every instance"
+            )
+        if (
+            self.session_secret is not None
+            and self.session_secret.get_secret_value().lower() in PLACEHOLDERS
+        ):
+            raise ValueError("SESSION_SECRET is a placeholder")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    """Read settings, turning validation errors into one readable message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise SystemExit("Invalid configuration:\n" + "\n".join(lines)) from None

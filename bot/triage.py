@@ -1,0 +1,472 @@
+"""The conversation flow: one inbound message in, stored, decided, replies queued.
+
+``Triage.receive`` runs in one database transaction: it stores the message (deduplicated by
+the channel's delivery id), decides with the classifier and the escalation policy, and queues
+the replies in the outbox. Only after that transaction commits does a webhook acknowledge, so
+a crash at any point loses nothing and a redelivery duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.answers import (
+    CSAT_THANKS_TEXT,
+    HANDOFF_TEXT,
+    HELP_TEXT,
+    LINK_FAILED_TEXT,
+    LINKED_TEXT,
+    NON_TEXT_TEXT,
+    SLOW_DOWN_TEXT,
+    THANKS_FEEDBACK_TEXT,
+    WELCOME_TEXT,
+    render_answer,
+)
+from bot.channels.base import Button, InboundMessage
+from handoff import alerts, contacts, context, escalation, outbox, queue, replies, sentiment
+from handoff.models import (
+    Author,
+    ChannelIdentity,
+    Contact,
+    Conversation,
+    ConversationMode,
+    Direction,
+    Feedback,
+    Handoff,
+    HandoffStatus,
+    InboundEvent,
+    Message,
+    User,
+    utcnow,
+)
+from handoff.text import storable, storable_json
+
+logger = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    """What triage needs from the intent classifier."""
+
+    def predict_one(self, text: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class IntentInfo:
+    category: str
+    answer: str | None
+
+
+@dataclass
+class ReceiveResult:
+    """What happened to an inbound message."""
+
+    duplicate: bool = False
+    message_id: int | None = None
+    conversation_id: int | None = None
+    action: str = "stored"  # answered, escalated, forwarded, stored, ignored
+    handoff_id: int | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TriageConfig:
+    policy: escalation.PolicyConfig
+    intents: dict[str, IntentInfo]
+    links: dict[str, str]
+    text_limits: dict[str, int]
+    reopen_window: timedelta = timedelta(hours=48)
+    console_url: str = "http://127.0.0.1:8000/console"
+    slack_webhook_url: str | None = None
+
+
+class Triage:
+    """The single pipeline every channel feeds (webhook, polling, web chat)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        predictor: Callable[[], Predictor | None],
+        config: Callable[[], TriageConfig],
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._predictor = predictor
+        self._config = config
+        self._on_commit = on_commit
+
+    def receive(self, inbound: InboundMessage) -> ReceiveResult:
+        """Store, decide and queue replies for one message, in one transaction."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            if _already_stored(session, inbound.channel, inbound.external_id):
+                return ReceiveResult(duplicate=True)
+            try:
+                result = self._receive(session, inbound)
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                if _already_stored(session, inbound.channel, inbound.external_id):
+                    return ReceiveResult(duplicate=True)
+                raise
+        self._on_commit()
+        return result
+
+    def store_unhandled(
+        self, channel: str, external_id: str | None, status: str, reason: str, body: str
+    ) -> bool:
+        """Keep a payload that did not become a message; False if already stored."""
+        with Session(self._engine) as session:
+            session.add(
+                InboundEvent(
+                    channel=channel,
+                    external_id=external_id,
+                    status=status,
+                    reason=storable(reason[:500]),
+                    body=storable(body),
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return False
+        return True
+
+    # -- the flow --------------------------------------------------------------------------
+
+    def _receive(self, session: Session, inbound: InboundMessage) -> ReceiveResult:
+        cfg = self._config()
+        conversation, identity, contact = contacts.resolve_conversation(
+            session,
+            inbound.channel,
+            storable(inbound.sender_id),
+            storable(inbound.sender_name) if inbound.sender_name else None,
+        )
+        contacts.touch(conversation, identity)
+        message = Message(
+            conversation_id=conversation.id or 0,
+            channel=inbound.channel,
+            external_id=inbound.external_id,
+            direction=Direction.inbound.value,
+            author=Author.customer.value,
+            kind=inbound.kind,
+            text=storable(inbound.text),
+            raw=storable_json(inbound.raw) or None,
+        )
+        session.add(message)
+        session.add(conversation)
+        session.add(identity)
+        session.flush()
+        result = ReceiveResult(message_id=message.id, conversation_id=conversation.id)
+        flow = _Flow(session, cfg, conversation, contact, message, inbound, self._predictor())
+        flow.run(result)
+        return result
+
+
+class _Flow:
+    """The decision for one message (a short-lived helper holding the transaction's objects)."""
+
+    def __init__(
+        self,
+        session: Session,
+        cfg: TriageConfig,
+        conversation: Conversation,
+        contact: Contact,
+        message: Message,
+        inbound: InboundMessage,
+        predictor: Predictor | None,
+    ) -> None:
+        self.s = session
+        self.cfg = cfg
+        self.conversation = conversation
+        self.contact = contact
+        self.message = message
+        self.inbound = inbound
+        self.predictor = predictor
+        self.account = context.account_of(session, contact)
+
+    def run(self, result: ReceiveResult) -> None:
+        inbound = self.inbound
+        if inbound.callback_id:
+            self._queue_ack(inbound.callback_id)
+        if inbound.kind == "command":
+            self._command(result)
+            return
+        if inbound.kind == "callback":
+            self._callback(result)
+            return
+        if self.conversation.mode == ConversationMode.human.value:
+            result.action = "forwarded"
+            result.handoff_id = self.conversation.active_handoff_id
+            return
+        if self._flooding():
+            result.action = "throttled"  # stored and visible to agents, but not answered
+            return
+        if inbound.kind not in ("text", "edit") or not inbound.text.strip():
+            self._reply(NON_TEXT_TEXT)
+            result.action = "answered"
+            return
+        self._decide(result)
+
+    def _flooding(self) -> bool:
+        """True when this chat sent more messages than the policy's rate limit allows.
+
+        The first message over the limit gets one notice per window; the rest are stored only.
+        """
+        limit = self.cfg.policy.rate_limit
+        since = utcnow() - timedelta(seconds=limit.per_seconds)
+        recent = contacts.count_recent_inbound(self.s, self.conversation.id or 0, since)
+        if recent <= limit.max_messages:
+            return False
+        if recent == limit.max_messages + 1:
+            self._reply(SLOW_DOWN_TEXT)
+        return True
+
+    def _command(self, result: ReceiveResult) -> None:
+        command = self.inbound.command
+        product = self.cfg.links.get("product_name", "")
+        if command == "human":
+            self._decide(result, requested_human=True)
+            return
+        if command == "start":
+            self._start(self.inbound.command_args, product)
+        else:
+            self._reply(HELP_TEXT.format(product=product))
+        result.action = "answered"
+
+    def _start(self, token: str, product: str) -> None:
+        name = f" {self.contact.name}" if self.contact.name else ""
+        if not token:
+            self._reply(WELCOME_TEXT.format(name=name, product=product))
+            return
+        linked = self.s.exec(select(Contact).where(Contact.link_token == token)).first()
+        if linked is None:
+            self._reply(LINK_FAILED_TEXT)
+            return
+        # The chat identity moves to the invited contact; the token is single-use.
+        identity = self.s.get(ChannelIdentity, self.conversation.identity_id)
+        if identity is not None:
+            identity.contact_id = linked.id or 0
+            self.s.add(identity)
+        self.conversation.contact_id = linked.id or 0
+        self.s.add(self.conversation)
+        linked.link_token = None
+        self.s.add(linked)
+        self.contact = linked
+        self.account = context.account_of(self.s, linked)
+        account = self.account.name if self.account else product
+        self._reply(
+            LINKED_TEXT.format(name=f" {linked.name}" if linked.name else "", account=account)
+        )
+
+    def _callback(self, result: ReceiveResult) -> None:
+        kind, _, arg = (self.inbound.callback_data or "").partition(":")
+        if kind == "helpful":
+            verdict, _, intent = arg.partition(":")
+            self._record_feedback("helpful" if verdict == "yes" else "didnt_help", intent=intent)
+            if verdict == "yes":
+                self._reply(THANKS_FEEDBACK_TEXT)
+                result.action = "answered"
+                return
+        if kind in ("helpful", "human"):
+            if self.conversation.mode == ConversationMode.human.value:
+                result.action = "forwarded"
+                return
+            self._decide(result, requested_human=kind == "human", didnt_help=kind == "helpful")
+            return
+        if kind == "csat":
+            score_text, _, handoff_text = arg.partition(":")
+            if score_text.isdigit() and 1 <= int(score_text) <= 5:
+                handoff_id = int(handoff_text) if handoff_text.isdigit() else None
+                rated = self.s.get(Handoff, handoff_id) if handoff_id is not None else None
+                if rated is None or rated.conversation_id != self.conversation.id:
+                    handoff_id = None  # stale or foreign id: keep the score, not the link
+                self._record_feedback("csat", score=int(score_text), handoff_id=handoff_id)
+                self._reply(CSAT_THANKS_TEXT)
+                result.action = "answered"
+                return
+        result.action = "stored"  # unknown or stale button: kept, nothing to do
+
+    def _record_feedback(
+        self,
+        kind: str,
+        *,
+        intent: str | None = None,
+        score: int | None = None,
+        handoff_id: int | None = None,
+    ) -> None:
+        self.s.add(
+            Feedback(
+                conversation_id=self.conversation.id or 0,
+                account_id=self.account.id if self.account else None,
+                handoff_id=handoff_id,
+                kind=kind,
+                score=score,
+                intent=intent or None,
+            )
+        )
+
+    def _decide(
+        self,
+        result: ReceiveResult,
+        *,
+        requested_human: bool = False,
+        didnt_help: bool = False,
+    ) -> None:
+        prediction = None
+        if self.predictor is not None and self.inbound.kind in ("text", "edit"):
+            prediction = self.predictor.predict_one(self.message.text)
+            self.message.intent = prediction.top_intent
+            self.message.confidence = float(prediction.confidence)
+            self.s.add(self.message)
+        negativity = None
+        if self.inbound.kind in ("text", "edit") and self.message.text.strip():
+            negativity = sentiment.negativity(self.message.text)
+            self.message.raw = {**(self.message.raw or {}), "sentiment": {"negativity": negativity}}
+            self.s.add(self.message)
+        intent = prediction.intent if prediction is not None else None
+        info = self.cfg.intents.get(intent) if intent else None
+        same_recent = 0
+        if intent is not None:
+            since = utcnow() - timedelta(days=self.cfg.policy.repeated_contact.window_days)
+            same_recent = contacts.count_recent_intent(
+                self.s, self.contact.id or 0, intent, since, self.message.id or 0
+            )
+        facts = escalation.MessageFacts(
+            intent=intent,
+            category=info.category if info else None,
+            confidence=float(prediction.confidence) if prediction is not None else 0.0,
+            negativity=negativity,
+            requested_human=requested_human,
+            didnt_help=didnt_help,
+            same_intent_recent=same_recent,
+        )
+        decision = escalation.decide(
+            self.cfg.policy, facts, context.account_facts(self.account), utcnow().date()
+        )
+        if decision.escalate:
+            self._escalate(
+                result,
+                decision,
+                intent or (prediction.top_intent if prediction else None),
+            )
+            return
+        assert info is not None and info.answer is not None
+        text = render_answer(info.answer, self._variables())
+        buttons: tuple[Button, ...] = ()
+        if info.category == "faq":
+            buttons = (
+                Button("Yes, solved", f"helpful:yes:{intent}"),
+                Button("No, talk to a person", f"helpful:no:{intent}"),
+            )
+        self._reply(text, buttons=buttons, intent=intent)
+        result.action = "answered"
+
+    def _escalate(
+        self, result: ReceiveResult, decision: escalation.Decision, intent: str | None
+    ) -> None:
+        reasons = [r.value for r in decision.reasons]
+        priority = decision.priority or 3
+        sla = escalation.sla_minutes(self.cfg.policy, priority)
+        snapshot = context.snapshot(self.s, self.account, self.contact)
+        handoff = self._reopenable()
+        if handoff is not None:
+            handoff = queue.transition(
+                self.s,
+                handoff,
+                "reopen",
+                queue.CUSTOMER,
+                reason=",".join(reasons),
+                sla_minutes=sla,
+            )
+            handoff.priority = min(handoff.priority, priority)
+            handoff.reasons = list(dict.fromkeys([*reasons, *handoff.reasons]))
+            handoff.context = snapshot
+            self.s.add(handoff)
+        else:
+            handoff = queue.create_handoff(
+                self.s,
+                self.conversation,
+                priority=priority,
+                reasons=reasons,
+                intent=intent,
+                context=snapshot,
+                account_id=self.account.id if self.account else None,
+                sla_minutes=sla,
+            )
+        alerts.escalation_alert(
+            self.s,
+            handoff,
+            self.account,
+            self.message.text,
+            console_url=self.cfg.console_url,
+            slack_webhook_url=self.cfg.slack_webhook_url,
+        )
+        eta = f" (usually within {sla} minutes)" if sla <= 60 else ""
+        self._reply(HANDOFF_TEXT.format(eta=eta))
+        result.action = "escalated"
+        result.handoff_id = handoff.id
+        result.reasons = reasons
+
+    def _reopenable(self) -> Handoff | None:
+        handoff_id = self.conversation.active_handoff_id
+        if handoff_id is None:
+            return None
+        handoff = self.s.get(Handoff, handoff_id)
+        if handoff is None or handoff.status != HandoffStatus.resolved.value:
+            return None
+        if handoff.resolved_at is None or utcnow() - handoff.resolved_at > self.cfg.reopen_window:
+            return None
+        return handoff
+
+    def _variables(self) -> dict[str, Any]:
+        variables: dict[str, Any] = dict(self.cfg.links)
+        variables["contact_name"] = self.contact.name
+        if self.account is not None:
+            variables["account_name"] = self.account.name
+            variables["plan"] = self.account.plan
+            csm = self.s.get(User, self.account.csm_id) if self.account.csm_id else None
+            variables["csm_name"] = csm.name if csm else None
+        return variables
+
+    def _reply(
+        self, text: str, *, buttons: tuple[Button, ...] = (), intent: str | None = None
+    ) -> None:
+        replies.queue_reply(
+            self.s,
+            self.conversation,
+            text,
+            author=Author.bot.value,
+            buttons=[{"text": b.text, "data": b.data} for b in buttons],
+            intent=intent,
+            text_limits=self.cfg.text_limits,
+        )
+
+    def _queue_ack(self, callback_id: str) -> None:
+        outbox.enqueue(
+            self.s,
+            kind="callback_ack",
+            channel=self.inbound.channel,
+            target=callback_id,
+            payload={"callback_id": callback_id},
+            ordering_key=f"ack:{callback_id}",
+            dedupe_key=f"ack:{self.inbound.channel}:{callback_id}",
+        )
+
+
+def _already_stored(session: Session, channel: str, external_id: str) -> bool:
+    return (
+        session.exec(
+            select(Message.id)
+            .where(Message.channel == channel)
+            .where(Message.external_id == external_id)
+        ).first()
+        is not None
+    )

@@ -1,0 +1,1 @@
+"""HTTP routers: webhooks, health, agent REST API, console pages."""

@@ -1,0 +1,418 @@
+"""REST API v1 for the queue, accounts and contacts (token auth: ``Authorization: Bearer``).
+
+Thin: authenticate, validate, call the ``handoff`` services (which enforce authorization),
+commit, serialize. Tokens are issued with ``triagebot users token EMAIL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from bot.web.deps import ServicesDep
+from handoff import accounts, desk, privacy, users
+from handoff.errors import PermissionDenied
+from handoff.models import Account, Message, Role
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+def _session(services: ServicesDep) -> Iterator[Session]:
+    with Session(services.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+
+
+def _principal(
+    session: SessionDep, authorization: Annotated[str | None, Header()] = None
+) -> desk.Principal:
+    scheme, _, token = (authorization or "").partition(" ")
+    user = users.user_for_token(session, token.strip()) if scheme.lower() == "bearer" else None
+    if user is None:
+        raise HTTPException(
+            401, "missing or invalid API token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return desk.Principal.of(user)
+
+
+PrincipalDep = Annotated[desk.Principal, Depends(_principal)]
+
+
+# ------------------------------------------------------------------------------ schemas
+class HandoffOut(BaseModel):
+    id: int
+    status: str
+    priority: int
+    reasons: list[str]
+    intent: str | None
+    channel: str | None = None
+    contact_name: str | None = None
+    account_name: str | None = None
+    account_tier: str | None = None
+    assignee_id: int | None
+    assignee_name: str | None = None
+    version: int
+    created_at: datetime
+    waiting_since: datetime
+    sla_due_at: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    resolution_code: str | None
+    last_customer_text: str | None = None
+
+
+class MessageOut(BaseModel):
+    id: int
+    direction: str
+    author: str
+    author_user_id: int | None
+    kind: str
+    text: str
+    intent: str | None
+    confidence: float | None
+    created_at: datetime
+
+
+class EventOut(BaseModel):
+    transition: str
+    from_status: str | None
+    to_status: str
+    actor: str
+    actor_user_id: int | None
+    reason: str | None
+    created_at: datetime
+
+
+class HandoffDetailOut(HandoffOut):
+    context: dict[str, Any]
+    account: dict[str, Any] | None
+    transcript: list[MessageOut]
+    events: list[EventOut]
+
+
+class TextIn(BaseModel):
+    text: str = Field(min_length=1, max_length=desk.MAX_REPLY_CHARS)
+
+
+class ReasonIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class TransferIn(ReasonIn):
+    to_user_id: int
+
+
+class ResolveIn(BaseModel):
+    resolution_code: str = Field(description=f"one of {', '.join(desk.RESOLUTION_CODES)}")
+    ask_csat: bool = True
+
+
+class LinkIn(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class AccountOut(BaseModel):
+    external_id: str
+    name: str
+    plan: str | None
+    tier: str | None
+    arr: float | None
+    renewal_date: Any
+    next_qbr_date: Any
+    expansion_stage: str | None
+    csm_id: int | None
+    health_score: int | None
+    health_status: str | None
+    attributes: dict[str, Any]
+
+
+class AccountBody(BaseModel):
+    """``accounts.AccountIn`` without the id, which is in the path."""
+
+    name: str = Field(min_length=1, max_length=300)
+    plan: str | None = None
+    tier: str | None = None
+    arr: float | None = Field(default=None, ge=0)
+    renewal_date: Any = None
+    next_qbr_date: Any = None
+    expansion_stage: str | None = None
+    csm_email: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+def _handoff_out(view: desk.HandoffView) -> HandoffOut:
+    h = view.handoff
+    return HandoffOut(
+        **h.model_dump(
+            include={
+                "id",
+                "status",
+                "priority",
+                "reasons",
+                "intent",
+                "assignee_id",
+                "version",
+                "created_at",
+                "waiting_since",
+                "sla_due_at",
+                "first_response_at",
+                "resolved_at",
+                "resolution_code",
+            }
+        ),
+        channel=view.channel,
+        contact_name=view.contact_name,
+        account_name=view.account_name,
+        account_tier=view.account_tier,
+        assignee_name=view.assignee_name,
+        last_customer_text=view.last_customer_text,
+    )
+
+
+def _message_out(m: Message) -> MessageOut:
+    return MessageOut.model_validate(m, from_attributes=True)
+
+
+def _account_out(a: Account) -> AccountOut:
+    return AccountOut.model_validate(a, from_attributes=True)
+
+
+def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> HandoffDetailOut:
+    d = desk.get_handoff(session, principal, handoff_id)
+    h = d.handoff
+    view = desk.HandoffView(
+        h,
+        d.contact.name,
+        d.account.name if d.account else None,
+        d.account.tier if d.account else None,
+        d.conversation.channel,
+        d.assignee.name if d.assignee else None,
+        None,
+    )
+    base = _handoff_out(view).model_dump()
+    return HandoffDetailOut(
+        **base,
+        context=h.context or {},
+        account=_account_out(d.account).model_dump(mode="json") if d.account else None,
+        transcript=[_message_out(m) for m in d.transcript],
+        events=[EventOut.model_validate(e, from_attributes=True) for e in d.events],
+    )
+
+
+# ----------------------------------------------------------------------------- handoffs
+@router.get("/handoffs", response_model=list[HandoffOut])
+def list_handoffs(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: Annotated[list[str] | None, Query()] = None,
+    priority: int | None = None,
+    reason: str | None = None,
+    channel: str | None = None,
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[HandoffOut]:
+    """Open handoffs by default, most urgent first; a CSM sees only their accounts'."""
+    views = desk.list_handoffs(
+        session,
+        principal,
+        statuses=status,
+        priority=priority,
+        reason=reason,
+        channel=channel,
+        assignee_id=principal.user_id if mine else None,
+        limit=limit,
+    )
+    return [_handoff_out(v) for v in views]
+
+
+@router.get("/handoffs/{handoff_id}", response_model=HandoffDetailOut)
+def get_handoff(handoff_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return _detail(session, principal, handoff_id)
+
+
+def _act(
+    services: ServicesDep, session: Session, principal: desk.Principal, handoff_id: int
+) -> HandoffDetailOut:
+    session.commit()
+    services.worker.wake()
+    return _detail(session, principal, handoff_id)
+
+
+@router.post("/handoffs/take-next", response_model=HandoffDetailOut | None)
+def take_next(services: ServicesDep, session: SessionDep, principal: PrincipalDep) -> Any:
+    handoff = desk.take_next(session, principal)
+    if handoff is None:
+        session.rollback()
+        return None
+    return _act(services, session, principal, handoff.id or 0)
+
+
+@router.post("/handoffs/{handoff_id}/claim", response_model=HandoffDetailOut)
+def claim(
+    handoff_id: int,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+    version: int | None = None,
+) -> Any:
+    desk.claim(session, principal, handoff_id, version=version)
+    return _act(services, session, principal, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/release", response_model=HandoffDetailOut)
+def release(
+    handoff_id: int,
+    body: ReasonIn,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> Any:
+    desk.release(session, principal, handoff_id, body.reason)
+    return _act(services, session, principal, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/transfer", response_model=HandoffDetailOut)
+def transfer(
+    handoff_id: int,
+    body: TransferIn,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> Any:
+    desk.transfer(session, principal, handoff_id, body.to_user_id, body.reason)
+    return _act(services, session, principal, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/reply", response_model=MessageOut, status_code=201)
+def reply(
+    handoff_id: int,
+    body: TextIn,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> Any:
+    limits = services.models.config().text_limits
+    message = desk.reply(session, principal, handoff_id, body.text, text_limits=limits)
+    session.commit()
+    services.worker.wake()
+    return _message_out(message)
+
+
+@router.post("/handoffs/{handoff_id}/notes", response_model=MessageOut, status_code=201)
+def add_note(handoff_id: int, body: TextIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    note = desk.add_note(session, principal, handoff_id, body.text)
+    session.commit()
+    return _message_out(note)
+
+
+@router.post("/handoffs/{handoff_id}/resolve", response_model=HandoffDetailOut)
+def resolve(
+    handoff_id: int,
+    body: ResolveIn,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> Any:
+    limits = services.models.config().text_limits
+    desk.resolve(
+        session,
+        principal,
+        handoff_id,
+        body.resolution_code,
+        ask_csat=body.ask_csat,
+        text_limits=limits,
+    )
+    return _act(services, session, principal, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/return-to-bot", response_model=HandoffDetailOut)
+def return_to_bot(
+    handoff_id: int,
+    body: ReasonIn,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> Any:
+    desk.return_to_bot(session, principal, handoff_id, body.reason)
+    return _act(services, session, principal, handoff_id)
+
+
+@router.post("/handoffs/{handoff_id}/link-contact", response_model=HandoffDetailOut)
+def link_contact(
+    handoff_id: int,
+    body: LinkIn,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> Any:
+    desk.link_contact(session, principal, handoff_id, body.email)
+    return _act(services, session, principal, handoff_id)
+
+
+# ------------------------------------------------------------------ accounts / contacts
+def _require_admin(principal: desk.Principal) -> None:
+    if principal.role != Role.admin.value:
+        raise PermissionDenied("only admins (or a CRM sync token) may change accounts")
+
+
+@router.put("/accounts/{external_id}", response_model=AccountOut)
+def upsert_account(
+    external_id: str, body: AccountBody, session: SessionDep, principal: PrincipalDep
+) -> Any:
+    """Create or update an account by its CRM id (idempotent)."""
+    _require_admin(principal)
+    data = accounts.AccountIn(external_id=external_id, **body.model_dump())
+    account, _created = accounts.upsert_account(session, data)
+    session.commit()
+    return _account_out(account)
+
+
+@router.get("/accounts/{external_id}", response_model=AccountOut)
+def get_account(external_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+    account = accounts.get_account(session, external_id)
+    if principal.role == Role.csm.value and account.csm_id != principal.user_id:
+        raise HTTPException(404, f"account {external_id} not found")
+    return _account_out(account)
+
+
+class ContactOut(BaseModel):
+    id: int
+    email: str | None
+    name: str | None
+    account_id: int | None
+
+
+@router.put("/contacts", response_model=ContactOut)
+def upsert_contact(body: accounts.ContactIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Create or update a contact by email, linked to an account by its external id."""
+    _require_admin(principal)
+    contact, _created = accounts.upsert_contact(session, body)
+    session.commit()
+    return ContactOut.model_validate(contact, from_attributes=True)
+
+
+class ErasureOut(BaseModel):
+    contact_id: int
+    messages: int
+    identities: int
+    handoffs: int
+    alerts: int
+    outbox: int
+    dead_letters: int
+    snapshots_elsewhere: int
+
+
+@router.delete("/contacts/{contact_id}", response_model=ErasureOut)
+def erase_contact(contact_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Erase the person's messages and identities everywhere (aggregate counts are kept)."""
+    _require_admin(principal)
+    report = privacy.erase_contact(session, contact_id)
+    session.commit()
+    return ErasureOut.model_validate(report, from_attributes=True)

@@ -1,0 +1,637 @@
+"""The agent console: login, the live queue, a conversation with its CS context, the CSM view.
+
+Server-rendered (Jinja2 with autoescape) with a little vanilla JS from ``/static/console``
+that polls JSON endpoints and builds DOM with ``textContent`` only. Authorization is the
+``handoff.desk`` services' job (a CSM sees only their accounts; another account's handoff is
+"not found"); this module authenticates (signed session cookie, ``bot.web.sessions``), checks
+the CSRF token of every POST, calls one service, commits and redirects with a flash message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.web import console_views as views
+from bot.web.deps import ServicesDep
+from bot.web.sessions import (
+    COOKIE_NAME,
+    COOKIE_PATH,
+    FLASH_COOKIE,
+    ConsoleSession,
+    LoginLimiter,
+    SessionSigner,
+    csrf_ok,
+)
+from handoff import context, desk, users
+from handoff.errors import InvalidInput, NotFound, TriageError
+from handoff.models import Account, Handoff, Role, User
+
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+STAFF_ROLES = {Role.admin.value, Role.agent.value, Role.csm.value}
+WRONG_LOGIN = "Wrong email or password."
+FLASH_SECONDS = 60
+templates = Jinja2Templates(
+    env=Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+)
+
+
+@dataclass
+class ConsoleState:
+    signer: SessionSigner
+    limiter: LoginLimiter
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build the session signer at start-up (a random key when SESSION_SECRET is unset)."""
+    secret = app.state.services.settings.session_secret
+    app.state.console = ConsoleState(
+        SessionSigner.from_setting(secret.get_secret_value() if secret else None),
+        LoginLimiter(),
+    )
+    yield
+
+
+router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False, lifespan=_lifespan)
+
+
+# -------------------------------------------------------------------------- dependencies
+def _state(request: Request) -> ConsoleState:
+    return request.app.state.console  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[ConsoleState, Depends(_state)]
+
+
+def _db(services: ServicesDep) -> Iterator[Session]:
+    with Session(services.engine, expire_on_commit=False) as session:
+        yield session
+
+
+DbDep = Annotated[Session, Depends(_db)]
+
+
+@dataclass
+class Staff:
+    user: User
+    principal: desk.Principal
+    session: ConsoleSession
+
+
+def _who(request: Request, state: ConsoleState, db: Session) -> Staff | None:
+    session = state.signer.verify(request.cookies.get(COOKIE_NAME))
+    if session is None or session.user_id is None:
+        return None
+    user = db.get(User, session.user_id)
+    if user is None or not user.is_active or user.role not in STAFF_ROLES:
+        return None
+    return Staff(user, desk.Principal.of(user), session)
+
+
+def _staff_page(request: Request, state: StateDep, db: DbDep) -> Staff:
+    staff = _who(request, state, db)
+    if staff is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = "/console/login?" + urlencode({"next": target})
+        raise HTTPException(303, "log in first", headers={**HEADERS, "Location": login})
+    return staff
+
+
+def _staff_json(request: Request, state: StateDep, db: DbDep) -> Staff:
+    staff = _who(request, state, db)
+    if staff is None:
+        raise HTTPException(401, "log in first", headers=HEADERS)
+    return staff
+
+
+StaffDep = Annotated[Staff, Depends(_staff_page)]
+StaffJsonDep = Annotated[Staff, Depends(_staff_json)]
+
+
+async def _check_csrf(request: Request, state: StateDep) -> None:
+    """Every console POST carries the session's CSRF token; otherwise 403, nothing done."""
+    form = await request.form()
+    token = form.get("csrf_token")
+    session = state.signer.verify(request.cookies.get(COOKIE_NAME))
+    if not csrf_ok(session, token if isinstance(token, str) else None):
+        raise HTTPException(403, "missing or invalid CSRF token; reload the page", headers=HEADERS)
+
+
+CSRF = [Depends(_check_csrf)]
+
+
+# ------------------------------------------------------------------------------ helpers
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/console") and "\\" not in target and "//" not in target:
+        return target
+    return "/console"
+
+
+def _set_session(response: Response, request: Request, value: str, max_age: int) -> None:
+    _set_cookie(response, request, COOKIE_NAME, value, max_age)
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.services.settings.public_url.startswith("https://"),
+    )
+
+
+def _redirect(
+    request: Request, url: str, message: str | None = None, kind: str = "ok"
+) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303, headers=HEADERS)
+    if message:
+        value = _state(request).signer.sign(
+            {"m": message[:500], "k": kind, "exp": int(time.time()) + FLASH_SECONDS}
+        )
+        _set_cookie(response, request, FLASH_COOKIE, value, FLASH_SECONDS)
+    return response
+
+
+def _flash(request: Request) -> dict[str, str] | None:
+    data = _state(request).signer.unsign(request.cookies.get(FLASH_COOKIE))
+    if not data or not isinstance(data.get("exp"), int) or data["exp"] < time.time():
+        return None
+    return {
+        "message": str(data.get("m", "")),
+        "kind": "error" if data.get("k") == "error" else "ok",
+    }
+
+
+def _page(
+    request: Request,
+    name: str,
+    staff: Staff | None,
+    values: dict[str, Any],
+    *,
+    status: int = 200,
+    csrf: str | None = None,
+) -> HTMLResponse:
+    flash = _flash(request)
+    me = None
+    if staff is not None:
+        me = {"name": staff.user.name, "role": staff.user.role, "id": staff.user.id}
+    response = templates.TemplateResponse(
+        request,
+        f"console/{name}",
+        {
+            "me": me,
+            "csrf": csrf or (staff.session.csrf if staff else ""),
+            "flash": flash,
+            **values,
+        },
+        status_code=status,
+        headers=HEADERS,
+    )
+    if request.cookies.get(FLASH_COOKIE):
+        response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
+    return response
+
+
+def _not_found(request: Request, staff: Staff, what: str) -> HTMLResponse:
+    return _page(request, "not_found.html", staff, {"what": what, "nav": ""}, status=404)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -------------------------------------------------------------------------------- login
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, state: StateDep, db: DbDep, next: str = "/console") -> Response:
+    if _who(request, state, db) is not None:
+        return _redirect(request, _safe_next(next))
+    session = state.signer.verify(request.cookies.get(COOKIE_NAME))
+    value = None
+    if session is None:
+        session, value = state.signer.issue(None)
+    response = _page(
+        request, "login.html", None, {"next": _safe_next(next), "email": ""}, csrf=session.csrf
+    )
+    if value is not None:
+        _set_session(response, request, value, session.expires_at - session.issued_at)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    state: StateDep,
+    db: DbDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/console",
+) -> Response:
+    """Check email + password; failures are counted per email and client address."""
+    anonymous = state.signer.verify(request.cookies.get(COOKIE_NAME))
+    values = {"next": _safe_next(next), "email": email}
+    if not csrf_ok(anonymous, csrf_token):
+        fresh, value = state.signer.issue(None)
+        values["error"] = "Your login form expired. Please try again."
+        response = _page(request, "login.html", None, values, status=403, csrf=fresh.csrf)
+        _set_session(response, request, value, fresh.expires_at - fresh.issued_at)
+        return response
+    assert anonymous is not None
+    address = request.client.host if request.client else "?"
+    wait = state.limiter.retry_after(email, address)
+    if wait > 0:
+        values["error"] = f"Too many failed attempts. Try again in {views.duration(wait)}."
+        return _page(request, "login.html", None, values, status=429, csrf=anonymous.csrf)
+    try:
+        user = users.by_email(db, email.strip())
+    except NotFound:
+        user = None
+    probe = user or User(email="", name="", role="", password_hash=None)
+    if not users.verify_password(probe, password) or user is None or user.role not in STAFF_ROLES:
+        state.limiter.failed(email, address)
+        values["error"] = WRONG_LOGIN
+        return _page(request, "login.html", None, values, status=401, csrf=anonymous.csrf)
+    state.limiter.succeeded(email, address)
+    session, value = state.signer.issue(user.id)  # a new session and CSRF token at login
+    done = _redirect(request, _safe_next(next))
+    _set_session(done, request, value, session.expires_at - session.issued_at)
+    return done
+
+
+@router.post("/logout", dependencies=CSRF)
+def logout(request: Request) -> Response:
+    response = _redirect(request, "/console/login", "You are logged out.")
+    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)
+    return response
+
+
+# -------------------------------------------------------------------------------- queue
+def _queue_filters(
+    status: str = "", priority: str = "", reason: str = "", channel: str = "", mine: str = ""
+) -> dict[str, str]:
+    return {
+        "status": status if status in views.STATUSES else "",
+        "priority": priority if priority in ("1", "2", "3") else "",
+        "reason": reason if reason in views.REASONS else "",
+        "channel": channel if channel in views.CHANNELS else "",
+        "mine": "1" if mine in ("1", "on", "true") else "",
+    }
+
+
+FiltersDep = Annotated[dict[str, str], Depends(_queue_filters)]
+
+
+def _queue(db: Session, staff: Staff, filters: dict[str, str]) -> dict[str, Any]:
+    found = desk.list_handoffs(
+        db,
+        staff.principal,
+        statuses=[filters["status"]] if filters["status"] else None,
+        priority=int(filters["priority"]) if filters["priority"] else None,
+        reason=filters["reason"] or None,
+        channel=filters["channel"] or None,
+        assignee_id=staff.principal.user_id if filters["mine"] else None,
+    )
+    now = _now()
+    rows = [views.queue_row(v, staff.principal.user_id, now) for v in found]
+    counts = {
+        "total": len(rows),
+        "waiting": sum(r["status"] == "waiting" for r in rows),
+        "assigned": sum(r["status"] == "assigned" for r in rows),
+        "overdue": sum(r["sla"]["overdue"] for r in rows),
+    }
+    return {"rows": rows, "counts": counts, "updated": now.strftime("%H:%M:%S UTC")}
+
+
+@router.get("", response_class=HTMLResponse)
+def queue_page(request: Request, staff: StaffDep, db: DbDep, filters: FiltersDep) -> Response:
+    """The queue: open handoffs, most urgent first, refreshed live by queue.js."""
+    values = {
+        "nav": "queue",
+        "filters": filters,
+        "statuses": views.STATUSES,
+        "reasons": views.REASONS,
+        "channels": views.CHANNELS,
+        **_queue(db, staff, filters),
+    }
+    return _page(request, "queue.html", staff, values)
+
+
+@router.get("/queue.json")
+def queue_json(staff: StaffJsonDep, db: DbDep, filters: FiltersDep) -> JSONResponse:
+    return JSONResponse(_queue(db, staff, filters), headers=HEADERS)
+
+
+@router.post("/take-next", dependencies=CSRF)
+def take_next(request: Request, services: ServicesDep, staff: StaffDep, db: DbDep) -> Response:
+    try:
+        handoff = desk.take_next(db, staff.principal)
+    except TriageError as exc:
+        db.rollback()
+        return _redirect(request, "/console", str(exc), "error")
+    if handoff is None:
+        db.rollback()
+        return _redirect(request, "/console", "Nothing is waiting right now.")
+    db.commit()
+    services.worker.wake()
+    return _redirect(request, f"/console/handoffs/{handoff.id}", "You took this conversation.")
+
+
+# ------------------------------------------------------------------------- conversation
+def _names(db: Session) -> dict[int, str]:
+    return {u.id or 0: u.name for u in db.exec(select(User)).all()}
+
+
+def _transfer_targets(db: Session, staff: Staff, detail: desk.HandoffDetail) -> list[User]:
+    stmt = (
+        select(User)
+        .where(User.is_active == True)  # noqa: E712 - SQL comparison
+        .where(col(User.role).in_([Role.agent.value, Role.admin.value]))
+        .order_by(col(User.name))
+    )
+    people = [u for u in db.exec(stmt).all() if u.id != staff.user.id]
+    if detail.csm is not None and detail.csm.is_active and detail.csm.id != staff.user.id:
+        people.append(detail.csm)
+    return people
+
+
+@router.get("/handoffs/{handoff_id}", response_class=HTMLResponse)
+def handoff_page(handoff_id: int, request: Request, staff: StaffDep, db: DbDep) -> Response:
+    """A conversation: transcript, CS context card and the actions on its handoff."""
+    try:
+        detail = desk.get_handoff(db, staff.principal, handoff_id)
+    except NotFound:
+        return _not_found(request, staff, f"handoff {handoff_id}")
+    names = _names(db)
+    h = detail.handoff
+    live_recent = context.recent_contacts(db, detail.contact, detail.account)
+    recent = live_recent or (h.context or {}).get("recent_contacts") or []
+    now = _now()
+    is_admin = staff.user.role == Role.admin.value
+    mine = h.status == "assigned" and (h.assignee_id == staff.user.id or is_admin)
+    lines = [views.message_line(m, names) for m in detail.transcript]
+    values = {
+        "nav": "queue",
+        "h": h,
+        "row": {
+            "priority_label": f"P{h.priority}",
+            "reasons": [{"code": r, "label": views.REASONS.get(r, r)} for r in h.reasons or []],
+            "status_label": views.STATUSES.get(h.status, h.status),
+            "channel": views.CHANNELS.get(detail.conversation.channel, detail.conversation.channel),
+            "waiting": views.duration((now - h.waiting_since).total_seconds()),
+            "sla": views.sla(h, now),
+            "intent": (h.intent or "").replace("_", " "),
+        },
+        "contact": detail.contact,
+        "assignee": detail.assignee.name if detail.assignee else "",
+        "lines": lines,
+        "last_id": max((m["id"] or 0 for m in lines), default=0),
+        "card": views.context_card(detail, [views.recent_line(r) for r in recent], now.date()),
+        "can_claim": h.status == "waiting",
+        "can_work": mine,
+        "can_reply": h.status == "waiting" or mine,
+        "can_return": h.status == "waiting" or mine,
+        "taken_by_other": h.status == "assigned" and not mine,
+        "targets": _transfer_targets(db, staff, detail),
+        "codes": desk.RESOLUTION_CODES,
+        "max_reply": desk.MAX_REPLY_CHARS,
+    }
+    return _page(request, "handoff.html", staff, values)
+
+
+@router.get("/handoffs/{handoff_id}/updates.json")
+def handoff_updates(handoff_id: int, staff: StaffJsonDep, db: DbDep, after: int = 0) -> Response:
+    """New transcript lines after message ``after`` and the handoff's current state."""
+    try:
+        detail = desk.get_handoff(db, staff.principal, handoff_id)
+    except NotFound:
+        return JSONResponse({"detail": "not found"}, status_code=404, headers=HEADERS)
+    names = _names(db)
+    h = detail.handoff
+    return JSONResponse(
+        {
+            "messages": [
+                views.message_line(m, names) for m in detail.transcript if (m.id or 0) > after
+            ],
+            "handoff": {
+                "status": h.status,
+                "status_label": views.STATUSES.get(h.status, h.status),
+                "assignee": detail.assignee.name if detail.assignee else "",
+                "version": h.version,
+            },
+        },
+        headers=HEADERS,
+    )
+
+
+def _act(
+    request: Request,
+    services: ServicesDep,
+    db: Session,
+    staff: Staff,
+    handoff_id: int,
+    action: Any,
+    done: str,
+) -> Response:
+    """Run one service call; commit and flash ``done``, or roll back and flash the error."""
+    url = f"/console/handoffs/{handoff_id}"
+    try:
+        action()
+    except NotFound:
+        db.rollback()
+        return _not_found(request, staff, f"handoff {handoff_id}")
+    except TriageError as exc:
+        db.rollback()
+        return _redirect(request, url, str(exc), "error")
+    db.commit()
+    services.worker.wake()
+    return _redirect(request, url, done)
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.strip().isdigit() else None
+
+
+Text = Annotated[str, Form(max_length=desk.MAX_REPLY_CHARS + 100)]
+Short = Annotated[str, Form(max_length=500)]
+
+
+@router.post("/handoffs/{handoff_id}/claim", dependencies=CSRF)
+def claim(
+    handoff_id: int,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    version: Short = "",
+) -> Response:
+    def run() -> None:
+        desk.claim(db, staff.principal, handoff_id, version=_int(version))
+
+    return _act(request, services, db, staff, handoff_id, run, "You took this conversation.")
+
+
+@router.post("/handoffs/{handoff_id}/release", dependencies=CSRF)
+def release(
+    handoff_id: int,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    reason: Short = "",
+) -> Response:
+    def run() -> None:
+        desk.release(db, staff.principal, handoff_id, reason.strip() or None)
+
+    return _act(request, services, db, staff, handoff_id, run, "Released back to the queue.")
+
+
+@router.post("/handoffs/{handoff_id}/transfer", dependencies=CSRF)
+def transfer(
+    handoff_id: int,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    to_user_id: Short = "",
+    reason: Short = "",
+) -> Response:
+    def run() -> None:
+        target = _int(to_user_id)
+        if target is None:
+            raise InvalidInput("choose someone to transfer to")
+        desk.transfer(db, staff.principal, handoff_id, target, reason.strip() or None)
+
+    return _act(request, services, db, staff, handoff_id, run, "Transferred.")
+
+
+@router.post("/handoffs/{handoff_id}/resolve", dependencies=CSRF)
+def resolve(
+    handoff_id: int,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    resolution_code: Short = "",
+    ask_csat: Short = "",
+) -> Response:
+    def run() -> None:
+        desk.resolve(
+            db,
+            staff.principal,
+            handoff_id,
+            resolution_code,
+            ask_csat=bool(ask_csat),
+            text_limits=services.models.config().text_limits,
+        )
+
+    return _act(request, services, db, staff, handoff_id, run, "Resolved.")
+
+
+@router.post("/handoffs/{handoff_id}/return-to-bot", dependencies=CSRF)
+def return_to_bot(
+    handoff_id: int,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    reason: Short = "",
+) -> Response:
+    def run() -> None:
+        desk.return_to_bot(db, staff.principal, handoff_id, reason.strip() or None)
+
+    return _act(request, services, db, staff, handoff_id, run, "Handed back to the bot.")
+
+
+@router.post("/handoffs/{handoff_id}/reply", dependencies=CSRF)
+def reply(
+    handoff_id: int,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    text: Text = "",
+) -> Response:
+    def run() -> None:
+        limits = services.models.config().text_limits
+        desk.reply(db, staff.principal, handoff_id, text, text_limits=limits)
+
+    return _act(request, services, db, staff, handoff_id, run, "Reply sent.")
+
+
+@router.post("/handoffs/{handoff_id}/note", dependencies=CSRF)
+def add_note(
+    handoff_id: int,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    text: Text = "",
+) -> Response:
+    def run() -> None:
+        desk.add_note(db, staff.principal, handoff_id, text)
+
+    return _act(request, services, db, staff, handoff_id, run, "Note added.")
+
+
+# --------------------------------------------------------------------------- CSM view
+ESCALATION_REASONS = {"vip_account", "at_risk_account"}
+
+
+@router.get("/accounts", response_class=HTMLResponse)
+def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
+    """A CSM's accounts (everyone's for admins and agents) and their VIP/at-risk escalations."""
+    stmt = select(Account)
+    if staff.user.role == Role.csm.value:
+        stmt = stmt.where(Account.csm_id == staff.user.id)
+    found = db.exec(stmt.order_by(col(Account.name))).all()
+    open_counts = dict(
+        db.exec(
+            select(Handoff.account_id, func.count())
+            .where(col(Handoff.status).in_(["waiting", "assigned"]))
+            .group_by(col(Handoff.account_id))
+        ).all()
+    )
+    names = _names(db)
+    today = _now().date()
+    rows = [
+        views.account_row(a, int(open_counts.get(a.id, 0)), names.get(a.csm_id or 0, ""), today)
+        for a in found
+    ]
+    rank = {"red": 0, "yellow": 1, "green": 2}
+    rows.sort(key=lambda r: (rank.get(r["health_status"], 3), r["health_score"] or 0))
+    now = _now()
+    escalations = [
+        views.queue_row(v, staff.user.id or 0, now)
+        for v in desk.list_handoffs(db, staff.principal)
+        if ESCALATION_REASONS & set(v.handoff.reasons or [])
+    ]
+    scope = "Your accounts" if staff.user.role == Role.csm.value else "All accounts"
+    values = {"nav": "accounts", "rows": rows, "escalations": escalations, "scope": scope}
+    return _page(request, "accounts.html", staff, values)

@@ -1,0 +1,449 @@
+"""The agent desk: everything a person does with the queue, with authorization enforced here.
+
+The REST API and the web console both call these functions, so a rule holds everywhere:
+
+* admins and agents see and work every handoff;
+* a CSM sees and works only the handoffs of accounts they own — another account's handoff is
+  reported as not found (ids are not an oracle).
+
+Functions take an open ``Session`` and leave committing to the caller, except where noted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from handoff import queue, replies
+from handoff.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from handoff.models import (
+    Account,
+    Author,
+    ChannelIdentity,
+    Contact,
+    Conversation,
+    Direction,
+    Handoff,
+    HandoffEvent,
+    HandoffStatus,
+    Message,
+    Role,
+    User,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_REPLY_CHARS = 20_000
+RESOLUTION_CODES = (
+    "answered",
+    "fixed",
+    "workaround",
+    "escalated_to_engineering",
+    "duplicate",
+    "no_response",
+    "other",
+)
+CSAT_TEXT = "How did we do? Please rate this conversation from 1 (poor) to 5 (excellent)."
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The person acting, as far as authorization is concerned."""
+
+    user_id: int
+    role: str
+    name: str = ""
+
+    @classmethod
+    def of(cls, user: User) -> Principal:
+        return cls(user_id=user.id or 0, role=user.role, name=user.name)
+
+    @property
+    def actor(self) -> queue.Actor:
+        return queue.Actor(self.role, self.user_id)
+
+
+@dataclass
+class HandoffView:
+    """A queue row: the handoff plus who and what it is about."""
+
+    handoff: Handoff
+    contact_name: str | None
+    account_name: str | None
+    account_tier: str | None
+    channel: str
+    assignee_name: str | None
+    last_customer_text: str | None
+
+
+@dataclass
+class HandoffDetail:
+    handoff: Handoff
+    conversation: Conversation
+    contact: Contact
+    account: Account | None
+    csm: User | None
+    assignee: User | None
+    transcript: list[Message] = field(default_factory=list)
+    events: list[HandoffEvent] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- visibility
+def _visible(stmt: Any, principal: Principal) -> Any:
+    if principal.role in (Role.admin.value, Role.agent.value):
+        return stmt
+    if principal.role == Role.csm.value:
+        owned = select(Account.id).where(Account.csm_id == principal.user_id)
+        return stmt.where(col(Handoff.account_id).in_(owned))
+    return stmt.where(col(Handoff.id) == -1)  # unknown role sees nothing
+
+
+def _load(session: Session, principal: Principal, handoff_id: int) -> Handoff:
+    stmt = _visible(select(Handoff).where(Handoff.id == handoff_id), principal)
+    handoff = session.exec(stmt).first()
+    if handoff is None:
+        raise NotFound(f"handoff {handoff_id} not found")
+    return handoff
+
+
+def _require_worker(principal: Principal) -> None:
+    if principal.role not in (Role.admin.value, Role.agent.value, Role.csm.value):
+        raise PermissionDenied("only agents, CSMs and admins work the queue")
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+# ------------------------------------------------------------------------------ reading
+def list_handoffs(
+    session: Session,
+    principal: Principal,
+    *,
+    statuses: list[str] | None = None,
+    priority: int | None = None,
+    reason: str | None = None,
+    channel: str | None = None,
+    assignee_id: int | None = None,
+    account_id: int | None = None,
+    limit: int = 200,
+) -> list[HandoffView]:
+    """Handoffs visible to ``principal``: most urgent first (priority, then waiting time)."""
+    statuses = statuses or [HandoffStatus.waiting.value, HandoffStatus.assigned.value]
+    stmt = (
+        select(Handoff, Conversation, Contact, Account)
+        .join(Conversation, col(Conversation.id) == col(Handoff.conversation_id))
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .join(Account, col(Account.id) == col(Handoff.account_id), isouter=True)
+        .where(col(Handoff.status).in_(statuses))
+    )
+    if priority is not None:
+        stmt = stmt.where(Handoff.priority == priority)
+    if channel is not None:
+        stmt = stmt.where(Conversation.channel == channel)
+    if assignee_id is not None:
+        stmt = stmt.where(Handoff.assignee_id == assignee_id)
+    if account_id is not None:
+        stmt = stmt.where(Handoff.account_id == account_id)
+    stmt = _visible(stmt, principal).order_by(
+        col(Handoff.priority), col(Handoff.waiting_since), col(Handoff.id)
+    )
+    rows = session.exec(stmt.limit(min(max(limit, 1), 1000) * (4 if reason else 1))).all()
+    users = {u.id: u.name for u in session.exec(select(User)).all()}
+    views: list[HandoffView] = []
+    for handoff, conversation, contact, account in rows:
+        if reason and reason not in (handoff.reasons or []):
+            continue
+        last = session.exec(
+            select(Message.text)
+            .where(Message.conversation_id == conversation.id)
+            .where(Message.direction == Direction.inbound.value)
+            .order_by(col(Message.id).desc())
+        ).first()
+        views.append(
+            HandoffView(
+                handoff=handoff,
+                contact_name=contact.name,
+                account_name=account.name if account else None,
+                account_tier=account.tier if account else None,
+                channel=conversation.channel,
+                assignee_name=users.get(handoff.assignee_id) if handoff.assignee_id else None,
+                last_customer_text=last,
+            )
+        )
+        if len(views) >= limit:
+            break
+    return views
+
+
+def get_handoff(session: Session, principal: Principal, handoff_id: int) -> HandoffDetail:
+    """One handoff with its conversation, contact, live account, transcript and history."""
+    handoff = _load(session, principal, handoff_id)
+    conversation = session.get(Conversation, handoff.conversation_id)
+    if conversation is None:
+        raise NotFound(f"handoff {handoff_id} has no conversation")
+    contact = session.get(Contact, conversation.contact_id)
+    assert contact is not None
+    account = session.get(Account, handoff.account_id) if handoff.account_id else None
+    csm = session.get(User, account.csm_id) if account and account.csm_id else None
+    assignee = session.get(User, handoff.assignee_id) if handoff.assignee_id else None
+    return HandoffDetail(
+        handoff=handoff,
+        conversation=conversation,
+        contact=contact,
+        account=account,
+        csm=csm,
+        assignee=assignee,
+        transcript=transcript(session, conversation.id or 0),
+        events=queue.history(session, handoff.id or 0),
+    )
+
+
+def transcript(session: Session, conversation_id: int, limit: int = 500) -> list[Message]:
+    """The conversation's messages (customer, bot, agents, private notes), oldest first."""
+    stmt = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(col(Message.id).desc())
+        .limit(limit)
+    )
+    return list(reversed(session.exec(stmt).all()))
+
+
+# ---------------------------------------------------------------------------- actions
+def claim(
+    session: Session, principal: Principal, handoff_id: int, *, version: int | None = None
+) -> Handoff:
+    """Take a waiting handoff. Two agents at once: one wins, the other gets Conflict."""
+    _require_worker(principal)
+    handoff = _load(session, principal, handoff_id)
+    if version is not None and handoff.version != version:
+        raise Conflict(f"handoff {handoff_id} changed since you loaded it; reload")
+    if handoff.status == HandoffStatus.assigned.value:
+        if handoff.assignee_id == principal.user_id:
+            return handoff
+        raise Conflict(f"handoff {handoff_id} is already taken by someone else")
+    return queue.transition(
+        session, handoff, "claim", principal.actor, assignee_id=principal.user_id
+    )
+
+
+def take_next(session: Session, principal: Principal) -> Handoff | None:
+    """Claim the most urgent waiting handoff visible to ``principal`` (None if none).
+
+    On PostgreSQL candidates are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent agents
+    each get a different one; on SQLite the guarded update in ``queue.transition`` decides and
+    a loser simply tries the next candidate.
+    """
+    _require_worker(principal)
+    stmt = _visible(
+        select(Handoff).where(Handoff.status == HandoffStatus.waiting.value), principal
+    ).order_by(col(Handoff.priority), col(Handoff.waiting_since), col(Handoff.id))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        handoff = session.exec(stmt.limit(1).with_for_update(skip_locked=True)).first()
+        if handoff is None:
+            return None
+        return queue.transition(
+            session, handoff, "claim", principal.actor, assignee_id=principal.user_id
+        )
+    for handoff in session.exec(stmt.limit(20)).all():
+        try:
+            return queue.transition(
+                session, handoff, "claim", principal.actor, assignee_id=principal.user_id
+            )
+        except Conflict:  # another agent took it first; the failed update wrote nothing
+            continue
+    return None
+
+
+def _owned(session: Session, principal: Principal, handoff_id: int) -> Handoff:
+    """A handoff the principal may act on as its owner (admins may act on any)."""
+    _require_worker(principal)
+    handoff = _load(session, principal, handoff_id)
+    if handoff.status != HandoffStatus.assigned.value:
+        raise Conflict(f"handoff {handoff_id} is {handoff.status}, not assigned")
+    if handoff.assignee_id != principal.user_id and principal.role != Role.admin.value:
+        raise PermissionDenied(f"handoff {handoff_id} is assigned to someone else")
+    return handoff
+
+
+def release(
+    session: Session, principal: Principal, handoff_id: int, reason: str | None = None
+) -> Handoff:
+    handoff = _owned(session, principal, handoff_id)
+    return queue.transition(session, handoff, "release", principal.actor, reason=reason)
+
+
+def transfer(
+    session: Session,
+    principal: Principal,
+    handoff_id: int,
+    to_user_id: int,
+    reason: str | None = None,
+) -> Handoff:
+    handoff = _owned(session, principal, handoff_id)
+    target = _user(session, to_user_id)
+    if target.role not in (Role.agent.value, Role.admin.value, Role.csm.value):
+        raise InvalidInput(f"{target.name} cannot own handoffs")
+    if target.role == Role.csm.value:
+        account = session.get(Account, handoff.account_id) if handoff.account_id else None
+        if account is None or account.csm_id != target.id:
+            raise InvalidInput(f"{target.name} is not the CSM of this account")
+    return queue.transition(
+        session, handoff, "transfer", principal.actor, assignee_id=target.id, reason=reason
+    )
+
+
+def _clean_text(text: str, what: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput(f"{what} is empty")
+    if len(text) > MAX_REPLY_CHARS:
+        raise InvalidInput(f"{what} is longer than {MAX_REPLY_CHARS} characters")
+    return text
+
+
+def reply(
+    session: Session,
+    principal: Principal,
+    handoff_id: int,
+    text: str,
+    *,
+    text_limits: dict[str, int] | None = None,
+) -> Message:
+    """Send a reply to the customer through their channel (claims a waiting handoff first)."""
+    text = _clean_text(text, "the reply")
+    handoff = _load(session, principal, handoff_id)
+    if handoff.status == HandoffStatus.waiting.value:
+        handoff = claim(session, principal, handoff_id)
+    handoff = _owned(session, principal, handoff_id)
+    conversation = session.get(Conversation, handoff.conversation_id)
+    assert conversation is not None
+    identity = session.get(ChannelIdentity, conversation.identity_id)
+    contact = session.get(Contact, conversation.contact_id)
+    if contact is not None and contact.unreachable:
+        raise Conflict("the customer can no longer be reached on this channel (blocked us)")
+    message = replies.queue_reply(
+        session,
+        conversation,
+        text,
+        author=Author.agent.value,
+        author_user_id=principal.user_id,
+        text_limits=text_limits,
+    )
+    queue.mark_first_response(session, handoff)
+    logger.info(
+        "agent %s replied on handoff %s (%s)",
+        principal.user_id,
+        handoff_id,
+        identity.channel if identity else "?",
+    )
+    return message
+
+
+def add_note(session: Session, principal: Principal, handoff_id: int, text: str) -> Message:
+    """A private note on the conversation: visible to staff, never sent to the customer."""
+    _require_worker(principal)
+    text = _clean_text(text, "the note")
+    handoff = _load(session, principal, handoff_id)
+    conversation = session.get(Conversation, handoff.conversation_id)
+    assert conversation is not None
+    note = Message(
+        conversation_id=conversation.id or 0,
+        channel=conversation.channel,
+        direction=Direction.internal.value,
+        author=Author.agent.value,
+        author_user_id=principal.user_id,
+        kind="note",
+        text=text,
+    )
+    session.add(note)
+    session.flush()
+    return note
+
+
+def resolve(
+    session: Session,
+    principal: Principal,
+    handoff_id: int,
+    resolution_code: str,
+    *,
+    ask_csat: bool = True,
+    text_limits: dict[str, int] | None = None,
+) -> Handoff:
+    """Close a handoff with a resolution code and (by default) ask the customer for a 1-5 CSAT."""
+    if resolution_code not in RESOLUTION_CODES:
+        raise InvalidInput(f"resolution code must be one of {', '.join(RESOLUTION_CODES)}")
+    handoff = _owned(session, principal, handoff_id)
+    handoff = queue.transition(
+        session, handoff, "resolve", principal.actor, resolution_code=resolution_code
+    )
+    if ask_csat:
+        conversation = session.get(Conversation, handoff.conversation_id)
+        assert conversation is not None
+        replies.queue_reply(
+            session,
+            conversation,
+            CSAT_TEXT,
+            author=Author.system.value,
+            buttons=[{"text": f"{n}", "data": f"csat:{n}:{handoff.id}"} for n in range(1, 6)],
+            text_limits=text_limits,
+        )
+    return handoff
+
+
+def return_to_bot(
+    session: Session, principal: Principal, handoff_id: int, reason: str | None = None
+) -> Handoff:
+    """Hand the conversation back to the bot (from waiting or assigned)."""
+    _require_worker(principal)
+    handoff = _load(session, principal, handoff_id)
+    if (
+        handoff.status == HandoffStatus.assigned.value
+        and handoff.assignee_id != principal.user_id
+        and principal.role != Role.admin.value
+    ):
+        raise PermissionDenied(f"handoff {handoff_id} is assigned to someone else")
+    return queue.transition(session, handoff, "return_to_bot", principal.actor, reason=reason)
+
+
+def link_contact(session: Session, principal: Principal, handoff_id: int, email: str) -> Contact:
+    """Link the chat user of a handoff to a known contact by email (agent linking).
+
+    The conversation and its channel identity move to the existing contact, so the account's
+    CS context applies from now on.
+    """
+    _require_worker(principal)
+    handoff = _load(session, principal, handoff_id)
+    email = (email or "").strip().lower()
+    target = session.exec(
+        select(Contact).where(or_(Contact.email == email, Contact.email == email.upper()))
+    ).first()
+    if target is None:
+        raise NotFound(f"no contact with email {email}")
+    conversation = session.get(Conversation, handoff.conversation_id)
+    assert conversation is not None
+    identity = session.get(ChannelIdentity, conversation.identity_id)
+    if identity is not None:
+        identity.contact_id = target.id or 0
+        session.add(identity)
+    conversation.contact_id = target.id or 0
+    handoff.account_id = target.account_id
+    session.add(conversation)
+    session.add(handoff)
+    session.flush()
+    return target
+
+
+def waiting_seconds(handoff: Handoff, now: datetime | None = None) -> float:
+    return ((now or utcnow()) - handoff.waiting_since).total_seconds()

@@ -1,0 +1,238 @@
+"""The escalation policy: answer automatically, or hand the conversation to a person.
+
+One pure function of the facts at hand (what the classifier said, the message's signals, the
+account's CS context) and a policy configured in ``data/policy.yaml``. It returns a
+``Decision`` with reason codes so that agents, CSMs and the dashboard can see *why*.
+
+Reason codes: ``requested_human``, ``strategic_intent``, ``low_confidence``,
+``negative_sentiment``, ``repeated_contact``, ``vip_account``, ``at_risk_account``,
+``renewal_window``.
+
+Priorities: P1 for a VIP or at-risk account with anything strategic, negative, repeated or
+uncertain (or asking for a person); P2 for strategic, negative or repeated problems, or an
+account in its renewal window; P3 otherwise.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Reason(enum.StrEnum):
+    requested_human = "requested_human"
+    strategic_intent = "strategic_intent"
+    low_confidence = "low_confidence"
+    negative_sentiment = "negative_sentiment"
+    repeated_contact = "repeated_contact"
+    vip_account = "vip_account"
+    at_risk_account = "at_risk_account"
+    renewal_window = "renewal_window"
+
+
+class Action(enum.StrEnum):
+    answer = "answer"
+    escalate = "escalate"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VipPolicy(_Strict):
+    tiers: list[str] = ["enterprise", "strategic"]
+    min_arr: float = 50000
+    expansion_stages_in_progress: list[str] = [
+        "discovery",
+        "proposal",
+        "negotiation",
+        "trial",
+    ]
+    qbr_within_days: int = 14
+    renewal_within_days: int = 60
+    plain_faq: str = Field(default="answer_with_offer", pattern="^(answer_with_offer|escalate)$")
+
+
+class AtRiskPolicy(_Strict):
+    health_statuses: list[str] = ["red"]
+    max_health_score: int = 40
+    plain_faq: str = Field(default="escalate", pattern="^(answer_with_offer|escalate)$")
+
+
+class SentimentPolicy(_Strict):
+    negative_threshold: float = Field(default=0.7, ge=0, le=1)
+
+
+class RepeatedContactPolicy(_Strict):
+    same_intent_count: int = Field(default=2, ge=1)
+    window_days: int = Field(default=7, ge=1)
+
+
+class RateLimitPolicy(_Strict):
+    """Per-chat flood protection: messages over the limit are stored but not answered."""
+
+    max_messages: int = Field(default=20, ge=1)
+    per_seconds: int = Field(default=60, ge=1)
+
+
+class PolicyConfig(_Strict):
+    """The validated contents of ``policy.yaml``."""
+
+    strategic_categories: list[str] = ["strategic"]
+    human_categories: list[str] = ["human"]
+    answerable_categories: list[str] = ["faq", "smalltalk"]
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    sentiment: SentimentPolicy = SentimentPolicy()
+    repeated_contact: RepeatedContactPolicy = RepeatedContactPolicy()
+    vip: VipPolicy = VipPolicy()
+    at_risk: AtRiskPolicy = AtRiskPolicy()
+    renewal_window_days: int = 90
+    rate_limit: RateLimitPolicy = RateLimitPolicy()
+    sla_minutes: dict[int, int] = {1: 15, 2: 60, 3: 240}
+
+
+def load_policy(path: str | Path) -> PolicyConfig:
+    """Read and validate a policy file; raises ValueError naming the bad field."""
+    data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        return PolicyConfig.model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError: re-raised with the file named
+        raise ValueError(f"invalid escalation policy {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What the policy needs to know about the customer's account (all optional)."""
+
+    tier: str | None = None
+    arr: float | None = None
+    renewal_date: date | None = None
+    next_qbr_date: date | None = None
+    expansion_stage: str | None = None
+    health_status: str | None = None
+    health_score: int | None = None
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What is known about the message being decided on."""
+
+    intent: str | None  # None: the classifier abstained
+    category: str | None  # FAQ category of the intent (faq, strategic, human, ...)
+    confidence: float
+    negativity: float | None = None  # 0..1, from the sentiment model
+    requested_human: bool = False  # /human, a "talk to a person" button
+    didnt_help: bool = False  # the customer said the last answer did not help
+    same_intent_recent: int = 0  # earlier messages with this intent in the window
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reasons: tuple[Reason, ...] = ()
+    priority: int | None = None
+    offer_human: bool = False
+    account_flags: tuple[Reason, ...] = field(default=())
+
+    @property
+    def escalate(self) -> bool:
+        return self.action is Action.escalate
+
+
+def account_flags(policy: PolicyConfig, account: AccountFacts | None, today: date) -> list[Reason]:
+    """The account-level reasons that apply now: VIP, at risk, renewal window."""
+    if account is None:
+        return []
+    flags: list[Reason] = []
+    vip = policy.vip
+    renewal_days = (account.renewal_date - today).days if account.renewal_date else None
+    qbr_days = (account.next_qbr_date - today).days if account.next_qbr_date else None
+    if (
+        (account.tier or "").lower() in {t.lower() for t in vip.tiers}
+        or (account.arr or 0) >= vip.min_arr
+        or (account.expansion_stage or "").lower()
+        in {s.lower() for s in vip.expansion_stages_in_progress}
+        or (qbr_days is not None and 0 <= qbr_days <= vip.qbr_within_days)
+        or (renewal_days is not None and 0 <= renewal_days <= vip.renewal_within_days)
+    ):
+        flags.append(Reason.vip_account)
+    risk = policy.at_risk
+    if (account.health_status or "").lower() in {s.lower() for s in risk.health_statuses} or (
+        account.health_score is not None and account.health_score <= risk.max_health_score
+    ):
+        flags.append(Reason.at_risk_account)
+    if renewal_days is not None and 0 <= renewal_days <= policy.renewal_window_days:
+        flags.append(Reason.renewal_window)
+    return flags
+
+
+def decide(
+    policy: PolicyConfig,
+    message: MessageFacts,
+    account: AccountFacts | None,
+    today: date,
+) -> Decision:
+    """Decide whether to answer or escalate, with reason codes and a priority."""
+    reasons: list[Reason] = []
+    if message.requested_human or message.category in policy.human_categories:
+        reasons.append(Reason.requested_human)
+    if message.category in policy.strategic_categories:
+        reasons.append(Reason.strategic_intent)
+    answerable = message.category in policy.answerable_categories
+    if (
+        message.intent is None
+        or message.confidence < policy.min_confidence
+        or not (answerable or reasons)
+    ):
+        reasons.append(Reason.low_confidence)
+    if message.negativity is not None and message.negativity >= policy.sentiment.negative_threshold:
+        reasons.append(Reason.negative_sentiment)
+    if message.didnt_help or (
+        message.intent is not None
+        and message.same_intent_recent >= policy.repeated_contact.same_intent_count
+    ):
+        reasons.append(Reason.repeated_contact)
+
+    flags = account_flags(policy, account, today)
+    vip = Reason.vip_account in flags
+    at_risk = Reason.at_risk_account in flags
+
+    if not reasons:
+        # A plain, confident FAQ (or small talk): account flags decide.
+        if message.category == "smalltalk":
+            return Decision(Action.answer, account_flags=tuple(flags))
+        if at_risk and policy.at_risk.plain_faq == "escalate":
+            return _escalate([*flags], 2, policy, flags)
+        if vip and policy.vip.plain_faq == "escalate":
+            return _escalate([*flags], 2, policy, flags)
+        return Decision(Action.answer, offer_human=vip or at_risk, account_flags=tuple(flags))
+
+    if vip or at_risk:
+        priority = 1
+    elif {
+        Reason.strategic_intent,
+        Reason.negative_sentiment,
+        Reason.repeated_contact,
+    } & set(reasons) or Reason.renewal_window in flags:
+        priority = 2
+    else:
+        priority = 3
+    return _escalate([*reasons, *flags], priority, policy, flags)
+
+
+def _escalate(
+    reasons: list[Reason], priority: int, policy: PolicyConfig, flags: list[Reason]
+) -> Decision:
+    unique = tuple(dict.fromkeys(reasons))
+    return Decision(Action.escalate, unique, priority, account_flags=tuple(flags))
+
+
+def sla_minutes(policy: PolicyConfig, priority: int) -> int:
+    """First-response target for a priority (the lowest configured one if unknown)."""
+    return policy.sla_minutes.get(priority, max(policy.sla_minutes.values()))

@@ -1,0 +1,243 @@
+"""The durable outbox: messages to deliver, committed in the same transaction as their cause.
+
+A worker claims due entries, sends them, and records the result. Guarantees:
+
+* Nothing is lost: an entry stays ``pending`` until a send succeeds or it is dead-lettered
+  after ``max_attempts``; an entry claimed by a worker that died (its lease expired) is
+  claimed again after restart.
+* Order per chat: an entry is only claimable when no earlier entry with the same
+  ``ordering_key`` is still pending or being sent.
+* Idempotent enqueue: an entry with a ``dedupe_key`` is created at most once.
+* Safe with several workers: claiming is a guarded update (``status='pending'`` in the WHERE
+  clause), so two workers never both own an entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from handoff.models import OutboxEntry, OutboxStatus, utcnow
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff."""
+
+    max_attempts: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    channel: str,
+    target: str,
+    payload: dict[str, Any],
+    ordering_key: str,
+    message_id: int | None = None,
+    dedupe_key: str | None = None,
+) -> OutboxEntry | None:
+    """Add an entry to the outbox inside the caller's transaction.
+
+    Returns None when an entry with the same ``dedupe_key`` already exists.
+    """
+    if dedupe_key is not None:
+        found = session.exec(  # type: ignore[call-overload]
+            select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)
+        ).first()
+        if found is not None:
+            return None
+    entry = OutboxEntry(
+        kind=kind,
+        channel=channel,
+        target=target,
+        payload=payload,
+        ordering_key=ordering_key,
+        message_id=message_id,
+        dedupe_key=dedupe_key,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def claim_due(
+    session: Session, *, limit: int = 50, now: datetime | None = None
+) -> list[OutboxEntry]:
+    """Claim up to ``limit`` due entries, at most one per ordering key, and commit the claim."""
+    now = now or utcnow()
+    # Leases of crashed workers expire: their entries become pending again.
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.status == OutboxStatus.sending.value)  # type: ignore[arg-type]
+        .where(OutboxEntry.locked_until < now)  # type: ignore[arg-type,operator]
+        .values(status=OutboxStatus.pending.value, locked_until=None)
+    )
+    earlier = aliased(OutboxEntry)
+    blocked = exists().where(
+        and_(
+            earlier.ordering_key == OutboxEntry.ordering_key,
+            earlier.id < OutboxEntry.id,  # type: ignore[operator]
+            earlier.status.in_([OutboxStatus.pending.value, OutboxStatus.sending.value]),  # type: ignore[attr-defined]
+        )
+    )
+    candidates = (
+        session.execute(
+            select(OutboxEntry.id)
+            .where(OutboxEntry.status == OutboxStatus.pending.value)  # type: ignore[arg-type]
+            .where(OutboxEntry.next_attempt_at <= now)  # type: ignore[arg-type,operator]
+            .where(~blocked)
+            .order_by(OutboxEntry.id)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    claimed: list[int] = []
+    for entry_id in candidates:
+        result = session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.id == entry_id)  # type: ignore[arg-type]
+            .where(OutboxEntry.status == OutboxStatus.pending.value)  # type: ignore[arg-type]
+            .values(
+                status=OutboxStatus.sending.value,
+                locked_until=now + LEASE,
+                attempts=OutboxEntry.attempts + 1,
+            )
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(entry_id)
+    session.commit()
+    if not claimed:
+        return []
+    rows = (
+        session.execute(
+            select(OutboxEntry).where(OutboxEntry.id.in_(claimed)).order_by(OutboxEntry.id)  # type: ignore[union-attr,arg-type]
+        )
+        .scalars()
+        .all()
+    )
+    return list(rows)
+
+
+def mark_sent(session: Session, entry_id: int, provider_message_id: str | None = None) -> None:
+    """Record a successful delivery."""
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry_id)  # type: ignore[arg-type]
+        .values(
+            status=OutboxStatus.sent.value,
+            sent_at=utcnow(),
+            locked_until=None,
+            provider_message_id=provider_message_id,
+            last_error=None,
+        )
+    )
+
+
+def mark_retry(
+    session: Session,
+    entry: OutboxEntry,
+    error: str,
+    *,
+    delay: float | None,
+    policy: RetryPolicy,
+) -> bool:
+    """Schedule another attempt (``delay`` from the provider, else backoff).
+
+    Returns False and dead-letters the entry when its attempts are used up.
+    """
+    if entry.attempts >= policy.max_attempts:
+        mark_dead(session, entry.id or 0, f"gave up after {entry.attempts} attempts: {error}")
+        return False
+    wait = delay if delay is not None else policy.delay(entry.attempts)
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry.id)  # type: ignore[arg-type]
+        .values(
+            status=OutboxStatus.pending.value,
+            locked_until=None,
+            next_attempt_at=utcnow() + timedelta(seconds=wait),
+            last_error=error[:1000],
+        )
+    )
+    return True
+
+
+def mark_dead(session: Session, entry_id: int, error: str) -> None:
+    """Move an entry to the dead-letter state: visible, never retried automatically."""
+    logger.warning("outbox entry %s dead-lettered: %s", entry_id, error)
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry_id)  # type: ignore[arg-type]
+        .values(status=OutboxStatus.dead.value, locked_until=None, last_error=error[:1000])
+    )
+
+
+# Delivery receipts only move forward; ``failed`` is terminal.
+DELIVERY_ORDER = ("sent", "delivered", "read", "failed")
+
+
+def record_delivery_status(
+    session: Session,
+    channel: str,
+    provider_message_id: str,
+    status: str,
+    *,
+    error: str | None = None,
+) -> bool:
+    """Record a provider's receipt (sent < delivered < read; failed is terminal).
+
+    A guarded update, so receipts arriving out of order or twice never move an entry
+    backwards. ``error`` (for ``failed``) becomes the entry's ``last_error``. Returns False
+    for unknown statuses, unknown messages and receipts that would go backwards.
+    """
+    if status not in DELIVERY_ORDER:
+        return False
+    earlier = list(DELIVERY_ORDER[: DELIVERY_ORDER.index(status)])
+    values: dict[str, Any] = {"delivery_status": status}
+    if status == "failed" and error:
+        values["last_error"] = error[:1000]
+    result = session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.channel == channel)  # type: ignore[arg-type]
+        .where(OutboxEntry.provider_message_id == provider_message_id)  # type: ignore[arg-type]
+        .where(
+            or_(
+                OutboxEntry.delivery_status.is_(None),  # type: ignore[union-attr]
+                OutboxEntry.delivery_status.in_(earlier),  # type: ignore[union-attr]
+            )
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def next_due_in(session: Session, now: datetime | None = None) -> float | None:
+    """Seconds until the next pending entry is due (0 if one is due), None if none pending."""
+    now = now or utcnow()
+    first = session.execute(
+        select(OutboxEntry.next_attempt_at)
+        .where(OutboxEntry.status == OutboxStatus.pending.value)  # type: ignore[arg-type]
+        .order_by(OutboxEntry.next_attempt_at)  # type: ignore[arg-type]
+        .limit(1)
+    ).scalar()
+    if first is None:
+        return None
+    return max(0.0, (first - now).total_seconds())

@@ -1,0 +1,154 @@
+"""The escalation policy as a table of cases."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from bot.settings import ROOT
+from handoff.escalation import (
+    AccountFacts,
+    Action,
+    MessageFacts,
+    PolicyConfig,
+    Reason,
+    decide,
+    load_policy,
+)
+
+TODAY = date(2026, 11, 25)
+POLICY = load_policy(ROOT / "data" / "policy.yaml")
+
+FAQ = MessageFacts(intent="password_reset", category="faq", confidence=0.97)
+STRATEGIC = MessageFacts(intent="contract_renewal", category="strategic", confidence=0.9)
+UNSURE = MessageFacts(intent=None, category=None, confidence=0.31)
+HUMAN = MessageFacts(intent="talk_to_human", category="human", confidence=0.95)
+ANGRY = MessageFacts(intent="bug_report", category="faq", confidence=0.9, negativity=0.9)
+AGAIN = MessageFacts(intent="bug_report", category="faq", confidence=0.9, same_intent_recent=2)
+DIDNT_HELP = MessageFacts(intent=None, category=None, confidence=0.0, didnt_help=True)
+GREETING = MessageFacts(intent="greeting", category="smalltalk", confidence=0.99)
+WEAK = MessageFacts(intent="invoice_request", category="faq", confidence=0.4)
+
+NORMAL = AccountFacts(tier="smb", arr=4800, renewal_date=TODAY + timedelta(days=300))
+VIP_TIER = AccountFacts(tier="enterprise", arr=10_000)
+VIP_ARR = AccountFacts(tier="smb", arr=80_000)
+VIP_QBR = AccountFacts(tier="smb", next_qbr_date=TODAY + timedelta(days=6))
+VIP_EXPANSION = AccountFacts(tier="smb", expansion_stage="negotiation")
+RENEWING = AccountFacts(tier="smb", renewal_date=TODAY + timedelta(days=45))
+RENEWAL_WINDOW_ONLY = AccountFacts(tier="smb", renewal_date=TODAY + timedelta(days=80))
+AT_RISK = AccountFacts(tier="smb", health_status="red", health_score=30)
+QBR_PAST = AccountFacts(tier="smb", next_qbr_date=TODAY - timedelta(days=3))
+
+R = Reason
+CASES = [
+    # (name, message, account, action, priority, reasons that must be present, offer_human)
+    ("plain faq, normal account: answered", FAQ, NORMAL, Action.answer, None, set(), False),
+    ("plain faq, no account: answered", FAQ, None, Action.answer, None, set(), False),
+    ("greeting: answered", GREETING, AT_RISK, Action.answer, None, set(), False),
+    ("strategic, normal: P2", STRATEGIC, NORMAL, Action.escalate, 2, {R.strategic_intent}, False),
+    ("unsure: P3 low confidence", UNSURE, NORMAL, Action.escalate, 3, {R.low_confidence}, False),
+    ("weak faq: low confidence", WEAK, None, Action.escalate, 3, {R.low_confidence}, False),
+    ("asks for a person: P3", HUMAN, None, Action.escalate, 3, {R.requested_human}, False),
+    ("negative: P2", ANGRY, NORMAL, Action.escalate, 2, {R.negative_sentiment}, False),
+    ("same problem again: P2", AGAIN, NORMAL, Action.escalate, 2, {R.repeated_contact}, False),
+    ("didn't help: repeated", DIDNT_HELP, None, Action.escalate, 2, {R.repeated_contact}, False),
+    (
+        "VIP by tier, strategic: P1",
+        STRATEGIC,
+        VIP_TIER,
+        Action.escalate,
+        1,
+        {R.strategic_intent, R.vip_account},
+        False,
+    ),
+    (
+        "VIP by ARR, unsure: P1",
+        UNSURE,
+        VIP_ARR,
+        Action.escalate,
+        1,
+        {R.low_confidence, R.vip_account},
+        False,
+    ),
+    (
+        "VIP by QBR, negative: P1",
+        ANGRY,
+        VIP_QBR,
+        Action.escalate,
+        1,
+        {R.negative_sentiment, R.vip_account},
+        False,
+    ),
+    (
+        "VIP by expansion, plain faq: answered with offer",
+        FAQ,
+        VIP_EXPANSION,
+        Action.answer,
+        None,
+        set(),
+        True,
+    ),
+    (
+        "VIP by renewal, strategic: P1 with renewal window",
+        STRATEGIC,
+        RENEWING,
+        Action.escalate,
+        1,
+        {R.vip_account, R.renewal_window, R.strategic_intent},
+        False,
+    ),
+    (
+        "renewal window, unsure: P2",
+        UNSURE,
+        RENEWAL_WINDOW_ONLY,
+        Action.escalate,
+        2,
+        {R.renewal_window, R.low_confidence},
+        False,
+    ),
+    ("at risk, plain faq: escalated", FAQ, AT_RISK, Action.escalate, 2, {R.at_risk_account}, False),
+    (
+        "at risk, strategic: P1",
+        STRATEGIC,
+        AT_RISK,
+        Action.escalate,
+        1,
+        {R.at_risk_account, R.strategic_intent},
+        False,
+    ),
+    ("QBR in the past is not VIP", FAQ, QBR_PAST, Action.answer, None, set(), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "account", "action", "priority", "reasons", "offer"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_policy_decides_by_the_table(message, account, action, priority, reasons, offer) -> None:
+    decision = decide(POLICY, message, account, TODAY)
+    assert decision.action is action
+    assert decision.priority == priority
+    assert reasons <= set(decision.reasons)
+    assert decision.offer_human is offer
+
+
+def test_plain_faq_from_vip_escalates_when_policy_says_so() -> None:
+    policy = POLICY.model_copy(
+        update={"vip": POLICY.vip.model_copy(update={"plain_faq": "escalate"})}
+    )
+    decision = decide(policy, FAQ, VIP_TIER, TODAY)
+    assert decision.action is Action.escalate
+    assert decision.reasons == (R.vip_account,)
+
+
+def test_unknown_policy_key_is_refused(tmp_path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("min_confidence: 0.5\nvip_treshold: 3\n")
+    with pytest.raises(ValueError, match="vip_treshold"):
+        load_policy(path)
+
+
+def test_default_config_matches_shipped_policy_file() -> None:
+    assert PolicyConfig().vip.qbr_within_days == POLICY.vip.qbr_within_days == 14
