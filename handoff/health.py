@@ -1,0 +1,318 @@
+"""Customer health: a 0-100 score in green / yellow / red bands, with its reasons in words.
+
+The factors, weights and thresholds are configured in ``data/health.yaml`` (documented there).
+``score_health`` is a pure function of ``HealthInputs`` (what ``health_inputs.gather`` reads
+from the database); ``recompute_health`` stores the result on the account
+(``health_score``, ``health_status``, ``attributes["health_factors"]``) and as a
+``HealthSnapshot`` row, the history behind trends.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from handoff.models import Account, HealthSnapshot, utcnow
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "health.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Bands(_Strict):
+    green_min: int = Field(default=80, ge=0, le=100)
+    yellow_min: int = Field(default=40, ge=0, le=100)
+
+
+class Factor(_Strict):
+    weight: float = Field(default=10, ge=0)
+    cap: int | None = Field(default=None, ge=0, le=100)
+
+
+class UsageTrend(Factor):
+    days: int = Field(default=21, ge=1)
+    min_days_with_data: int = Field(default=7, ge=1)
+    full_penalty_drop: float = Field(default=0.5, gt=0, le=1)
+
+
+class SeatUtilisation(Factor):
+    poor: float = Field(default=0.3, ge=0, le=1)
+    good: float = Field(default=0.8, gt=0, le=1)
+
+
+class Engagement(Factor):
+    good_logins_per_seat_week: float = Field(default=3, gt=0)
+
+
+class Windowed(Factor):
+    days: int = Field(default=30, ge=1)
+
+
+class Counted(Windowed):
+    full_penalty_count: int = Field(default=3, ge=1)
+
+
+class RepeatedProblems(Counted):
+    min_count: int = Field(default=3, ge=2)
+
+
+class Renewal(Factor):
+    window_days: int = Field(default=90, ge=1)
+
+
+class Factors(_Strict):
+    usage_trend: UsageTrend = UsageTrend(weight=20, cap=45)
+    seat_utilisation: SeatUtilisation = SeatUtilisation(weight=15)
+    engagement: Engagement = Engagement(weight=15)
+    nps: Windowed = Windowed(weight=10, days=180)
+    csat: Windowed = Windowed(weight=5, days=90)
+    negative_messages: Counted = Counted(weight=15, days=30)
+    escalations: Counted = Counted(weight=15, days=14, cap=35)
+    repeated_problems: RepeatedProblems = RepeatedProblems(weight=10, full_penalty_count=1)
+    didnt_help: Counted = Counted(weight=5)
+    renewal: Renewal = Renewal(weight=5)
+
+
+class AlertRules(_Strict):
+    cooldown_days: int = Field(default=7, ge=0)
+    usage_drop: float = Field(default=0.3, gt=0, le=1)
+    vip_quiet_days: int = Field(default=10, ge=1)
+    vip_renewal_within_days: int = Field(default=60, ge=0)
+
+
+class SupportRules(_Strict):
+    recurring_min_count: int = Field(default=3, ge=2)
+    recurring_days: int = Field(default=30, ge=1)
+    didnt_help_cluster_min: int = Field(default=3, ge=1)
+    digest_days: int = Field(default=7, ge=1)
+
+
+class HealthConfig(_Strict):
+    """The validated contents of ``health.yaml``."""
+
+    bands: Bands = Bands()
+    factors: Factors = Factors()
+    alerts: AlertRules = AlertRules()
+    support: SupportRules = SupportRules()
+
+
+def load_health_config(path: str | Path = DEFAULT_PATH) -> HealthConfig:
+    """Read and validate a health file; raises ValueError naming the file and the bad field."""
+    data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        return HealthConfig.model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError, re-raised with the file named
+        raise ValueError(f"invalid health configuration {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class HealthInputs:
+    """The signals of one account on one day (None: no data for that factor)."""
+
+    active_recent: float | None = None  # average daily active users, last window
+    active_prior: float | None = None  # ... the window before
+    trend_days: int = 21
+    seats: int | None = None
+    active_last_week: float | None = None
+    logins_per_seat_week: float | None = None
+    nps_scores: tuple[int, ...] = ()
+    csat_scores: tuple[int, ...] = ()
+    negative_messages: int = 0
+    escalations: int = 0
+    repeated_intents: tuple[str, ...] = ()
+    didnt_help: int = 0
+    days_to_renewal: int | None = None
+
+
+@dataclass(frozen=True)
+class FactorResult:
+    name: str
+    sub_score: float  # 0 bad .. 1 good
+    weight: float
+    text: str  # the factor in words
+    impact: float = 0.0  # points of the 100 this factor cost
+    value: float | None = None  # the measure behind it (e.g. the usage change, -0.42)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sub_score": round(self.sub_score, 3),
+            "weight": self.weight,
+            "impact": round(self.impact, 1),
+            "text": self.text,
+            "value": self.value,
+        }
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    score: int
+    status: str  # green, yellow, red
+    factors: list[FactorResult] = field(default_factory=list)
+    capped_by: str | None = None
+
+    def reasons(self, limit: int = 4) -> list[str]:
+        """The factors that cost points, worst first, in words (all strengths if none)."""
+        costly = [f for f in sorted(self.factors, key=lambda f: -f.impact) if f.impact >= 1]
+        if self.capped_by and all(f.name != self.capped_by for f in costly[:limit]):
+            costly.insert(0, next(f for f in self.factors if f.name == self.capped_by))
+        chosen = costly or sorted(self.factors, key=lambda f: -f.weight)
+        return [f.text for f in chosen[:limit]]
+
+    def factor(self, name: str) -> FactorResult | None:
+        return next((f for f in self.factors if f.name == name), None)
+
+
+def _clamp(x: float) -> float:
+    return max(0.0, min(1.0, x))
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.0f}%"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _counted(name: str, cfg: Counted, n: int, text: str) -> FactorResult:
+    return FactorResult(name, _clamp(1 - n / cfg.full_penalty_count), cfg.weight, text)
+
+
+def factor_results(inputs: HealthInputs, cfg: HealthConfig) -> list[FactorResult]:
+    """Each factor with data, its sub-score and its description (impact not yet set)."""
+    f = cfg.factors
+    out: list[FactorResult] = []
+    if inputs.active_recent is not None and inputs.active_prior:
+        change = (inputs.active_recent - inputs.active_prior) / inputs.active_prior
+        weeks = round(inputs.trend_days / 7)
+        sub = _clamp(1 + change / f.usage_trend.full_penalty_drop) if change < 0 else 1.0
+        text = f"active users {_pct(change)} over {weeks} weeks"
+        out.append(FactorResult("usage_trend", sub, f.usage_trend.weight, text, value=change))
+    if inputs.seats and inputs.active_last_week is not None:
+        util = inputs.active_last_week / inputs.seats
+        su = f.seat_utilisation
+        sub = _clamp((util - su.poor) / max(su.good - su.poor, 1e-9))
+        text = f"seat utilisation {util:.0%} ({inputs.active_last_week:.0f} of {inputs.seats})"
+        out.append(FactorResult("seat_utilisation", sub, su.weight, text))
+    if inputs.logins_per_seat_week is not None:
+        good = f.engagement.good_logins_per_seat_week
+        text = f"{inputs.logins_per_seat_week:.1f} logins per seat per week"
+        sub = _clamp(inputs.logins_per_seat_week / good)
+        out.append(FactorResult("engagement", sub, f.engagement.weight, text))
+    if inputs.nps_scores:
+        avg = sum(inputs.nps_scores) / len(inputs.nps_scores)
+        kind = "promoter" if avg >= 9 else "passive" if avg >= 7 else "detractor"
+        text = f"NPS {avg:.1f}/10 ({kind}, {_plural(len(inputs.nps_scores), 'answer')})"
+        out.append(FactorResult("nps", _clamp(avg / 10), f.nps.weight, text))
+    if inputs.csat_scores:
+        avg = sum(inputs.csat_scores) / len(inputs.csat_scores)
+        text = f"CSAT {avg:.1f}/5 ({_plural(len(inputs.csat_scores), 'rating')})"
+        out.append(FactorResult("csat", _clamp((avg - 1) / 4), f.csat.weight, text))
+    n = inputs.negative_messages
+    out.append(
+        _counted(
+            "negative_messages",
+            f.negative_messages,
+            n,
+            f"{_plural(n, 'negative customer message')} in {f.negative_messages.days} days",
+        )
+    )
+    n = inputs.escalations
+    out.append(
+        _counted(
+            "escalations",
+            f.escalations,
+            n,
+            f"{_plural(n, 'escalation')} in {f.escalations.days} days",
+        )
+    )
+    reps = inputs.repeated_intents
+    rp = f.repeated_problems
+    text = (
+        f"repeated problem{'s' if len(reps) > 1 else ''}: {', '.join(reps)} "
+        f"({rp.min_count}+ times in {rp.days} days)"
+        if reps
+        else f"no repeated problem in {rp.days} days"
+    )
+    out.append(_counted("repeated_problems", rp, len(reps), text))
+    n = inputs.didnt_help
+    vote = '"didn\'t help" vote'
+    text = f"{_plural(n, vote)} in {f.didnt_help.days} days"
+    out.append(_counted("didnt_help", f.didnt_help, n, text))
+    days = inputs.days_to_renewal
+    if days is not None and days >= 0:
+        window = f.renewal.window_days
+        sub = _clamp(days / window)
+        text = f"renewal in {_plural(days, 'day')}"
+        out.append(FactorResult("renewal", sub, f.renewal.weight, text))
+    return out
+
+
+def status_for(score: int, bands: Bands) -> str:
+    if score >= bands.green_min:
+        return "green"
+    return "yellow" if score >= bands.yellow_min else "red"
+
+
+def score_health(inputs: HealthInputs, cfg: HealthConfig) -> HealthResult:
+    """The health score (0-100), its band and its factors with the points each one cost."""
+    results = factor_results(inputs, cfg)
+    total_weight = sum(r.weight for r in results) or 1.0
+    results = [
+        replace(r, impact=100 * r.weight * (1 - r.sub_score) / total_weight) for r in results
+    ]
+    score = round(100 - sum(r.impact for r in results))
+    capped_by = None
+    for r in results:
+        cap = getattr(cfg.factors, r.name).cap
+        if cap is not None and r.sub_score <= 0 and score > cap:
+            score, capped_by = cap, r.name
+    score = max(0, min(100, score))
+    return HealthResult(score, status_for(score, cfg.bands), results, capped_by)
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A recomputation: the new result and the status before it."""
+
+    result: HealthResult
+    previous_status: str | None
+    previous_score: int | None
+
+
+def recompute_health(
+    session: Session, account: Account, cfg: HealthConfig, today: date
+) -> HealthChange:
+    """Score the account now, store the score, its reasons and a snapshot (caller commits)."""
+    from handoff.health_inputs import gather
+
+    previous_status, previous_score = account.health_status, account.health_score
+    result = score_health(gather(session, account, cfg, today), cfg)
+    account.health_score = result.score
+    account.health_status = result.status
+    account.attributes = {**(account.attributes or {}), "health_factors": result.reasons()}
+    account.updated_at = utcnow()
+    session.add(account)
+    session.add(
+        HealthSnapshot(
+            account_id=account.id or 0,
+            score=result.score,
+            status=result.status,
+            factors=[f.as_dict() for f in result.factors],
+        )
+    )
+    session.flush()
+    logger.info("health of account %s: %s (%s)", account.external_id, result.score, result.status)
+    return HealthChange(result, previous_status, previous_score)
