@@ -20,6 +20,7 @@ import pickle
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 QUICK_DOC = ROOT / "var" / "benchmarks" / "benchmarks-quick.md"
-SUITES = ("classifier",)
+SUITES = ("classifier", "sentiment", "webhook")
 
 HEADER = """# Benchmarks
 
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["tfidf", "embeddings", "all"], default="all")
     parser.add_argument("--quick", action="store_true", help="fast smoke run on subsets")
     parser.add_argument("--out", type=Path, help="Markdown file to update")
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="webhook suite: skip two instances on PostgreSQL"
+    )
     args = parser.parse_args(argv)
     suites = args.only or list(SUITES)
     out = args.out or (QUICK_DOC if args.quick else DOC)
@@ -182,6 +186,23 @@ def main(argv: list[str] | None = None) -> int:
             stamp = f"{info['date']} on commit {info['commit']}"
             sections["classifier"] = classifier_bench.render(results, command, stamp)
             raw["classifier"] = results
+
+    if "sentiment" in suites:
+        from benchmarks import sentiment_bench
+
+        say("sentiment: scoring the labelled samples")
+        sections["sentiment"] = sentiment_bench.render(sentiment_bench.run())
+
+    if "webhook" in suites:
+        from benchmarks import webhook_bench
+
+        if shutil.which("wrk") is None:
+            say("webhook suite needs wrk (Debian: apt-get install wrk): skipped")
+        else:
+            results_webhook = webhook_bench.run(args.quick, not args.no_postgres, say)
+            stamp = f"{info['date']} on commit {info['commit']}"
+            sections["webhook"] = webhook_bench.render(results_webhook, command, stamp)
+            raw["webhook"] = results_webhook
 
     out.parent.mkdir(parents=True, exist_ok=True)
     document = out.read_text(encoding="utf-8") if out.exists() else HEADER

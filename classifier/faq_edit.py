@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 from jinja2 import TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from classifier.faq import ANSWERED_CATEGORIES, FaqError, faq_file, load_faq
@@ -43,6 +44,13 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _BlockDumper.add_representer(str, _str)
+
+
+class _StrictSandbox(SandboxedEnvironment):
+    """Refuses (instead of silently rendering as empty) access to unsafe attributes."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to attribute {attribute!r} is unsafe")
 
 
 def header_comment(text: str) -> str:
@@ -86,9 +94,11 @@ def check_answer(answer: str, variables: dict[str, Any]) -> str:
         raise FaqError("the answer is empty")
     if len(answer) > MAX_ANSWER_CHARS:
         raise FaqError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
-    env = SandboxedEnvironment(autoescape=False)
+    env = _StrictSandbox(autoescape=False)
     try:
         rendered = env.from_string(answer).render(**variables).strip()
+    except SecurityError as exc:
+        raise FaqError(f"the answer template is unsafe: {exc}") from exc
     except TemplateError as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""

@@ -309,3 +309,22 @@ def test_a_form_posted_without_its_csrf_token_is_refused(browser: Any, site: Sit
     response = page.request.post(f"{site.url}/console/handoffs/{handoff.id}/claim", form={})
     assert response.status == 403
     context.close()
+
+
+def test_admin_sees_the_dashboard_charts_for_a_date_range(browser: Any, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    site.customer(PLAIN_CHAT, "how do I reset my password", "Pat")
+    site.customer(VIP_CHAT, "we are thinking about not renewing our contract", "Vera")
+    site.customer(RISK_CHAT, "the export is broken again, this is unacceptable", "Peter")
+    context, page, dialogs = _login(browser, site, "admin")
+    page.click("nav >> text=Dashboard")
+    page.wait_for_url(f"{site.url}/console/dashboard**")
+    # three conversations, two of them escalated: the figures come from what just happened
+    expect(page.locator("#kpi-escalations")).to_have_text("2")
+    expect(page.locator("#reasons-table tr[data-reason='vip_account'] td.num")).to_have_text("1")
+    # the charts are inline SVG drawn by the server, nothing fetched from elsewhere
+    assert page.locator("svg").count() >= 3
+    _shot(page, "console-dashboard.png")
+    assert dialogs == []
+    context.close()

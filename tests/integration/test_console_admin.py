@@ -275,6 +275,7 @@ def test_admin_creates_a_user_who_logs_in_and_a_deactivated_user_cannot(admin: A
     c.login("admin")
     assert admin.post(f"/console/admin/users/{new.id}/active", active="0").status_code == 303
     assert c.login("new").status_code == 401
+    c.login("admin")  # a login attempt starts a fresh session, failed or not
     # the last active admin cannot lock themselves out
     r = admin.post(f"/console/admin/users/{c.ids['admin']}/active", active="0")
     assert "last active admin" in c.client.get(r.headers["location"]).text
