@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from handoff import queue, replies
+from handoff import outbox, queue, replies
 from handoff.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from handoff.models import (
     Account,
@@ -92,6 +92,8 @@ class HandoffDetail:
     assignee: User | None
     transcript: list[Message] = field(default_factory=list)
     events: list[HandoffEvent] = field(default_factory=list)
+    # message id -> why that reply never reached the customer (dead-lettered or failed receipt)
+    undelivered: dict[int, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- visibility
@@ -196,6 +198,7 @@ def get_handoff(session: Session, principal: Principal, handoff_id: int) -> Hand
     account = session.get(Account, handoff.account_id) if handoff.account_id else None
     csm = session.get(User, account.csm_id) if account and account.csm_id else None
     assignee = session.get(User, handoff.assignee_id) if handoff.assignee_id else None
+    messages = transcript(session, conversation.id or 0)
     return HandoffDetail(
         handoff=handoff,
         conversation=conversation,
@@ -203,8 +206,9 @@ def get_handoff(session: Session, principal: Principal, handoff_id: int) -> Hand
         account=account,
         csm=csm,
         assignee=assignee,
-        transcript=transcript(session, conversation.id or 0),
+        transcript=messages,
         events=queue.history(session, handoff.id or 0),
+        undelivered=outbox.delivery_failures(session, [m.id or 0 for m in messages]),
     )
 
 

@@ -229,6 +229,27 @@ def record_delivery_status(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def delivery_failures(session: Session, message_ids: list[int]) -> dict[int, str]:
+    """Why each of these messages did not reach the customer, for those that did not.
+
+    A message failed when its outbox entry was dead-lettered (e.g. WhatsApp's 24-hour window,
+    a bot blocked by the user, retries exhausted) or the provider reported ``failed`` later.
+    """
+    if not message_ids:
+        return {}
+    rows = session.execute(
+        select(OutboxEntry.message_id, OutboxEntry.last_error)
+        .where(OutboxEntry.message_id.in_(message_ids))  # type: ignore[union-attr]
+        .where(
+            or_(
+                OutboxEntry.status == OutboxStatus.dead.value,  # type: ignore[arg-type]
+                OutboxEntry.delivery_status == "failed",  # type: ignore[arg-type]
+            )
+        )
+    ).all()
+    return {int(mid): (error or "not delivered") for mid, error in rows if mid is not None}
+
+
 def next_due_in(session: Session, now: datetime | None = None) -> float | None:
     """Seconds until the next pending entry is due (0 if one is due), None if none pending."""
     now = now or utcnow()

@@ -78,6 +78,10 @@ class MessageOut(BaseModel):
     intent: str | None
     confidence: float | None
     created_at: datetime
+    undelivered: str | None = Field(
+        None,
+        description="why this reply never reached the customer (null when it did or is on its way)",
+    )
 
 
 class EventOut(BaseModel):
@@ -176,8 +180,10 @@ def _handoff_out(view: desk.HandoffView) -> HandoffOut:
     )
 
 
-def _message_out(m: Message) -> MessageOut:
-    return MessageOut.model_validate(m, from_attributes=True)
+def _message_out(m: Message, undelivered: dict[int, str] | None = None) -> MessageOut:
+    out = MessageOut.model_validate(m, from_attributes=True)
+    out.undelivered = (undelivered or {}).get(m.id or 0)
+    return out
 
 
 def _account_out(a: Account) -> AccountOut:
@@ -201,7 +207,7 @@ def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> Han
         **base,
         context=h.context or {},
         account=_account_out(d.account).model_dump(mode="json") if d.account else None,
-        transcript=[_message_out(m) for m in d.transcript],
+        transcript=[_message_out(m, d.undelivered) for m in d.transcript],
         events=[EventOut.model_validate(e, from_attributes=True) for e in d.events],
     )
 

@@ -395,7 +395,7 @@ def handoff_page(handoff_id: int, request: Request, staff: StaffDep, db: DbDep) 
     now = _now()
     is_admin = staff.user.role == Role.admin.value
     mine = h.status == "assigned" and (h.assignee_id == staff.user.id or is_admin)
-    lines = [views.message_line(m, names) for m in detail.transcript]
+    lines = [views.message_line(m, names, detail.undelivered) for m in detail.transcript]
     values = {
         "nav": "queue",
         "h": h,
@@ -437,8 +437,11 @@ def handoff_updates(handoff_id: int, staff: StaffJsonDep, db: DbDep, after: int 
     return JSONResponse(
         {
             "messages": [
-                views.message_line(m, names) for m in detail.transcript if (m.id or 0) > after
+                views.message_line(m, names, detail.undelivered)
+                for m in detail.transcript
+                if (m.id or 0) > after
             ],
+            "failed": {str(k): v for k, v in detail.undelivered.items()},
             "handoff": {
                 "status": h.status,
                 "status_label": views.STATUSES.get(h.status, h.status),

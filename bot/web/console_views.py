@@ -117,8 +117,11 @@ def queue_row(view: desk.HandoffView, me: int, now: datetime) -> dict[str, Any]:
     }
 
 
-def message_line(message: Message, names: dict[int, str]) -> dict[str, Any]:
-    """One line of the transcript, with who wrote it and how it should look."""
+def message_line(
+    message: Message, names: dict[int, str], failures: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """One line of the transcript, with who wrote it, how it should look and, for a reply
+    that never reached the customer, why (``failures``: message id -> reason)."""
     if message.direction == Direction.internal.value:
         kind, who = "note", names.get(message.author_user_id or 0, "Staff") + " · private note"
     elif message.direction == Direction.inbound.value:
@@ -137,6 +140,7 @@ def message_line(message: Message, names: dict[int, str]) -> dict[str, Any]:
         "text": text,
         "at": message.created_at.isoformat(),
         "at_label": message.created_at.strftime("%d %b %H:%M UTC"),
+        "failed": (failures or {}).get(message.id or 0, ""),
         "intent": (message.intent or "").replace("_", " ") if kind == "customer" else "",
         "confidence": (
             f"{message.confidence:.2f}"

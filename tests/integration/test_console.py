@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -280,6 +281,47 @@ def test_agent_claims_and_replies_by_form_and_the_customer_receives_it(console: 
     console.fake.wait_for(lambda f: "Hi Vera, I'm on it." in f.texts(VIP_CHAT))
     page = console.client.get(f"/console/handoffs/{handoff_id}")
     assert "Reply sent." in page.text and "Hi Vera, I&#39;m on it." in page.text
+
+
+def test_a_reply_that_never_reached_the_customer_is_flagged_in_console_and_api(
+    console: Console,
+) -> None:
+    handoff_id = console.escalate(VIP_CHAT)
+    console.login("agent")
+    console.act(handoff_id, "claim")
+    console.fake.fail_next(403, "Forbidden: bot was blocked by the user", method="sendMessage")
+    console.act(handoff_id, "reply", text="Hi Vera, are you still there?")
+
+    def dead() -> bool:
+        with Session(console.engine) as s:
+            entries = s.exec(select(OutboxEntry)).all()
+            return any(
+                e.status == "dead" and e.payload.get("text") == "Hi Vera, are you still there?"
+                for e in entries
+            )
+
+    deadline = time.monotonic() + 10
+    while not dead():
+        assert time.monotonic() < deadline, "the failed reply was never dead-lettered"
+        time.sleep(0.05)
+    page = console.client.get(f"/console/handoffs/{handoff_id}").text
+    failed = re.search(r'<div class="line__failed" role="alert">Not delivered: ([^<]+)</div>', page)
+    assert failed and "blocked" in failed.group(1)
+    updates = console.client.get(f"/console/handoffs/{handoff_id}/updates.json").json()
+    assert list(updates["failed"].values()) == [failed.group(1)]
+    # only that reply is flagged: the earlier bot message reached the customer
+    assert page.count('class="line__failed"') == 1
+    # the REST API says the same
+    with Session(console.engine) as s:
+        agent = s.get(User, console.ids["agent"])
+        assert agent is not None
+        token = users.issue_api_token(s, agent)
+        s.commit()
+    detail = console.client.get(
+        f"/api/v1/handoffs/{handoff_id}", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    flagged = {m["text"]: m["undelivered"] for m in detail["transcript"] if m["undelivered"]}
+    assert flagged == {"Hi Vera, are you still there?": failed.group(1)}
 
 
 def test_second_agent_sees_a_taken_handoff_and_gets_a_flash_on_claim(console: Console) -> None:

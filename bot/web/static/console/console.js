@@ -119,7 +119,15 @@
     }
     li.appendChild(head);
     li.appendChild(el("div", "line__text", m.text));
+    if (m.failed) markFailed(li, m.failed);
     return li;
+  }
+
+  function markFailed(li, reason) {
+    if (li.querySelector(".line__failed")) return;
+    var note = el("div", "line__failed", "Not delivered: " + reason);
+    note.setAttribute("role", "alert");
+    li.appendChild(note);
   }
 
   function nearBottom(node) {
@@ -137,6 +145,10 @@
         if (m.id > after) { list.appendChild(line(m)); after = m.id; }
       });
       if (data.messages.length && stick) list.scrollTop = list.scrollHeight;
+      Object.keys(data.failed || {}).forEach(function (id) {
+        var li = list.querySelector("li[data-id='" + id + "']");
+        if (li) markFailed(li, data.failed[id]);
+      });
       var status = document.getElementById("handoff-status");
       if (status) {
         status.textContent = data.handoff.status_label + (data.handoff.assignee ? " · " + data.handoff.assignee : "");
