@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,14 @@ from sqlmodel import Session, select
 from bot.settings import ROOT, Settings
 from handoff import queue, sentiment, signals
 from handoff.db import build_engine
-from handoff.health import load_health_config
+from handoff.health import HealthConfig, load_health_config, recompute_health
 from handoff.models import (
     Account,
     ChannelIdentity,
     Contact,
     Conversation,
     Handoff,
+    HealthSnapshot,
     Message,
     NpsResponse,
     User,
@@ -77,8 +78,10 @@ def load_demo(settings: Settings, path: Path = DEMO_FILE) -> str:
         session.flush()
         options = signals.SignalOptions(load_health_config(settings.health_path), today)
         for row in data.get("accounts", []):
-            _demo_signals(session, accounts[row["external_id"]], row, today)
-            signals.refresh_account(session, accounts[row["external_id"]], options)
+            account = accounts[row["external_id"]]
+            _demo_signals(session, account, row, today)
+            _demo_history(session, account, options.health, today)
+            signals.refresh_account(session, account, options)
         session.commit()
     engine.dispose()
     return (
@@ -149,6 +152,19 @@ def _demo_signals(session: Session, account: Account, row: dict[str, Any], today
                 sla_minutes=60,
             )
     session.flush()
+
+
+def _demo_history(session: Session, account: Account, cfg: HealthConfig, today: date) -> None:
+    """Weekly health over the past four weeks, scored as of each of those days, so the
+    console shows a trend from the first start (only when the account has no history)."""
+    if session.exec(
+        select(HealthSnapshot.id).where(HealthSnapshot.account_id == account.id)
+    ).first():
+        return
+    for back in (28, 21, 14, 7):
+        day = today - timedelta(days=back)
+        at = datetime.combine(day, time(12), tzinfo=UTC)
+        recompute_health(session, account, cfg, day, at=at)
 
 
 def _in_days(today: date, days: int | None) -> date | None:

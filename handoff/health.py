@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from handoff.models import Account, HealthSnapshot, utcnow
 
@@ -293,9 +293,15 @@ class HealthChange:
 
 
 def recompute_health(
-    session: Session, account: Account, cfg: HealthConfig, today: date
+    session: Session,
+    account: Account,
+    cfg: HealthConfig,
+    today: date,
+    *,
+    at: datetime | None = None,
 ) -> HealthChange:
-    """Score the account now, store the score, its reasons and a snapshot (caller commits)."""
+    """Score the account as of ``today``, store the score, its reasons and a snapshot taken
+    ``at`` (default: now) (caller commits)."""
     from handoff.health_inputs import gather
 
     previous_status, previous_score = account.health_status, account.health_score
@@ -311,8 +317,56 @@ def recompute_health(
             score=result.score,
             status=result.status,
             factors=[f.as_dict() for f in result.factors],
+            computed_at=at or utcnow(),
         )
     )
     session.flush()
     logger.info("health of account %s: %s (%s)", account.external_id, result.score, result.status)
     return HealthChange(result, previous_status, previous_score)
+
+
+@dataclass(frozen=True)
+class HealthTrend:
+    """An account's daily health over a window: the last score of each day with a snapshot."""
+
+    points: tuple[tuple[date, int], ...]
+    days: int
+
+    @property
+    def delta(self) -> int | None:
+        """Latest score minus the first one in the window (None with fewer than two days)."""
+        if len(self.points) < 2:
+            return None
+        return self.points[-1][1] - self.points[0][1]
+
+    def words(self) -> str:
+        """``"-36 in 30 days"``, ``"+8 in 30 days"``, ``"steady over 30 days"`` or ``""``."""
+        delta = self.delta
+        if delta is None:
+            return ""
+        span = (self.points[-1][0] - self.points[0][0]).days
+        if delta == 0:
+            return f"steady over {span} days"
+        return f"{delta:+d} in {span} days"
+
+
+def health_trends(
+    session: Session, account_ids: list[int], today: date, days: int = 30
+) -> dict[int, HealthTrend]:
+    """The daily health of each account over the ``days`` days ending ``today``."""
+    if not account_ids:
+        return {}
+    since = datetime.combine(today - timedelta(days=days - 1), time(0), tzinfo=UTC)
+    rows = session.exec(
+        select(HealthSnapshot.account_id, HealthSnapshot.score, HealthSnapshot.computed_at)
+        .where(col(HealthSnapshot.account_id).in_(account_ids))
+        .where(col(HealthSnapshot.computed_at) >= since)
+        .order_by(col(HealthSnapshot.computed_at), col(HealthSnapshot.id))
+    ).all()
+    daily: dict[int, dict[date, int]] = {}
+    for account_id, score, computed_at in rows:
+        daily.setdefault(account_id, {})[computed_at.date()] = score  # last of the day wins
+    return {
+        account_id: HealthTrend(tuple(sorted(by_day.items())), days)
+        for account_id, by_day in daily.items()
+    }

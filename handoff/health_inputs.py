@@ -34,8 +34,11 @@ def message_negativity(message: Message) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def account_messages(session: Session, account_id: int, since: datetime) -> list[Message]:
-    """Inbound customer messages of every contact of the account since ``since``."""
+def account_messages(
+    session: Session, account_id: int, since: datetime, until: datetime | None = None
+) -> list[Message]:
+    """Inbound customer messages of every contact of the account since ``since`` (and
+    before ``until``, when given)."""
     stmt = (
         select(Message)
         .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
@@ -44,6 +47,8 @@ def account_messages(session: Session, account_id: int, since: datetime) -> list
         .where(Message.direction == Direction.inbound.value)
         .where(col(Message.created_at) >= since)
     )
+    if until is not None:
+        stmt = stmt.where(col(Message.created_at) < until)
     return list(session.exec(stmt).all())
 
 
@@ -84,30 +89,37 @@ def _usage(
 
 
 def gather(session: Session, account: Account, cfg: HealthConfig, today: date) -> HealthInputs:
-    """Everything ``score_health`` needs about ``account`` on ``today``."""
+    """Everything ``score_health`` needs about ``account`` as of the end of ``today``.
+
+    Nothing after ``today`` counts, so a past day can be scored again as it was then.
+    """
     f = cfg.factors
     account_id = account.id or 0
+    until = window_start(today + timedelta(days=1), 1)
     usage = _usage(session, account_id, cfg, today)
     nps = session.exec(
         select(NpsResponse.score)
         .where(NpsResponse.account_id == account_id)
         .where(col(NpsResponse.responded_on) >= today - timedelta(days=f.nps.days))
+        .where(col(NpsResponse.responded_on) <= today)
     ).all()
     feedback = session.exec(
         select(Feedback)
         .where(Feedback.account_id == account_id)
         .where(col(Feedback.created_at) >= window_start(today, max(f.csat.days, f.didnt_help.days)))
+        .where(col(Feedback.created_at) < until)
     ).all()
     csat_since = window_start(today, f.csat.days)
     help_since = window_start(today, f.didnt_help.days)
     widest = max(f.negative_messages.days, f.repeated_problems.days)
-    messages = account_messages(session, account_id, window_start(today, widest))
+    messages = account_messages(session, account_id, window_start(today, widest), until)
     neg_since = window_start(today, f.negative_messages.days)
     rep_since = window_start(today, f.repeated_problems.days)
     escalations = session.exec(
         select(Handoff.id)
         .where(Handoff.account_id == account_id)
         .where(col(Handoff.created_at) >= window_start(today, f.escalations.days))
+        .where(col(Handoff.created_at) < until)
     ).all()
     renewal = account.renewal_date
     return HealthInputs(

@@ -134,3 +134,19 @@ def line_chart(
         "base": PAD_TOP + inner_h,
         "label_y": height - 6,
     }
+
+
+def sparkline(values: Sequence[float], width: int = 96, height: int = 24) -> dict[str, Any]:
+    """A tiny line of ``values`` (oldest first) on a 0-100 scale, as SVG polyline points."""
+    if len(values) < 2:
+        return {"points": "", "width": width, "height": height, "last": None}
+    pad = 2.0
+    step = (width - 2 * pad) / (len(values) - 1)
+    span = height - 2 * pad
+
+    def y(v: float) -> float:
+        return pad + span * (1 - max(0.0, min(100.0, v)) / 100)
+
+    points = " ".join(f"{pad + i * step:.1f},{y(v):.1f}" for i, v in enumerate(values))
+    last = {"x": round(pad + (len(values) - 1) * step, 1), "y": round(y(values[-1]), 1)}
+    return {"points": points, "width": width, "height": height, "last": last}

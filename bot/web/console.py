@@ -38,6 +38,7 @@ from bot.web.sessions import (
 )
 from handoff import context, desk, users
 from handoff.errors import InvalidInput, NotFound, TriageError
+from handoff.health import health_trends
 from handoff.models import Account, Handoff, Role, User
 
 HEADERS = {
@@ -412,7 +413,14 @@ def handoff_page(handoff_id: int, request: Request, staff: StaffDep, db: DbDep) 
         "assignee": detail.assignee.name if detail.assignee else "",
         "lines": lines,
         "last_id": max((m["id"] or 0 for m in lines), default=0),
-        "card": views.context_card(detail, [views.recent_line(r) for r in recent], now.date()),
+        "card": views.context_card(
+            detail,
+            [views.recent_line(r) for r in recent],
+            now.date(),
+            health_trends(db, [detail.account.id or 0], now.date()).get(detail.account.id or 0)
+            if detail.account
+            else None,
+        ),
         "can_claim": h.status == "waiting",
         "can_work": mine,
         "can_reply": h.status == "waiting" or mine,
@@ -623,8 +631,15 @@ def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
     )
     names = _names(db)
     today = _now().date()
+    trends = health_trends(db, [a.id or 0 for a in found], today)
     rows = [
-        views.account_row(a, int(open_counts.get(a.id, 0)), names.get(a.csm_id or 0, ""), today)
+        views.account_row(
+            a,
+            int(open_counts.get(a.id, 0)),
+            names.get(a.csm_id or 0, ""),
+            today,
+            trends.get(a.id or 0),
+        )
         for a in found
     ]
     rank = {"red": 0, "yellow": 1, "green": 2}

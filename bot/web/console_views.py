@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from bot.web import charts
 from handoff import desk
+from handoff.health import HealthTrend
 from handoff.models import Account, Author, Direction, HandoffStatus, Message, User
 
 REASONS: dict[str, str] = {
@@ -159,8 +161,25 @@ def _money(value: Any) -> str:
         return str(value)
 
 
+def trend_view(trend: HealthTrend | None) -> dict[str, Any]:
+    """A health trend as words, a direction (for the colour) and sparkline geometry."""
+    if trend is None or trend.delta is None:
+        return {"words": "", "direction": "", "spark": None, "days": 0}
+    delta = trend.delta
+    direction = "down" if delta <= -5 else "up" if delta >= 5 else "flat"
+    return {
+        "words": trend.words(),
+        "direction": direction,
+        "spark": charts.sparkline([score for _day, score in trend.points]),
+        "days": trend.days,
+    }
+
+
 def context_card(
-    detail: desk.HandoffDetail, recent: list[dict[str, Any]] | None, today: date
+    detail: desk.HandoffDetail,
+    recent: list[dict[str, Any]] | None,
+    today: date,
+    trend: HealthTrend | None = None,
 ) -> dict[str, Any]:
     """The CS context: live account values where we have them, the escalation snapshot else."""
     snap: dict[str, Any] = (detail.handoff.context or {}).get("account") or {}
@@ -195,6 +214,7 @@ def context_card(
         "health_score": pick("health_score"),
         "health_status": status if status in ("green", "yellow", "red") else "",
         "health_factors": [str(f) for f in factors][:8],
+        "health_trend": trend_view(trend if live else None),
         "renewal_date": renewal.isoformat() if renewal else "",
         "renewal_in": days_from_today(renewal, today),
         "qbr_date": qbr.isoformat() if qbr else "",
@@ -216,7 +236,13 @@ def recent_line(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def account_row(account: Account, open_count: int, csm_name: str, today: date) -> dict[str, Any]:
+def account_row(
+    account: Account,
+    open_count: int,
+    csm_name: str,
+    today: date,
+    trend: HealthTrend | None = None,
+) -> dict[str, Any]:
     renewal, qbr = account.renewal_date, account.next_qbr_date
     return {
         "name": account.name,
@@ -227,6 +253,7 @@ def account_row(account: Account, open_count: int, csm_name: str, today: date) -
         "health_score": account.health_score,
         "health_status": account.health_status or "",
         "health_factors": list((account.attributes or {}).get("health_factors", []) or [])[:3],
+        "health_trend": trend_view(trend),
         "renewal_date": renewal.isoformat() if renewal else "",
         "renewal_in": days_from_today(renewal, today),
         "qbr_date": qbr.isoformat() if qbr else "",

@@ -12,7 +12,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlmodel import Session, select
 
 from bot.app import create_app
 from bot.settings import ROOT
-from handoff.models import Account, Contact, Handoff, Message
+from handoff.models import Account, Contact, Handoff, HealthSnapshot, Message
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from tests.factories import tg_text_update
 from tests.fakes.telegram_api import FakeBotApi
@@ -144,6 +145,15 @@ def site(
         s.add(risk)
         s.flush()
         s.add(Contact(account_id=risk.id, name="Peter Gibbons", link_token="risk-token-123"))
+        globex = s.exec(select(Account).where(Account.external_id == "VIP-1")).one()
+        history = {risk.id: (88, 84, 70, 52, 31), globex.id: (85, 84, 80, 76, 72)}
+        for account_id, scores in history.items():  # a month of weekly health, for the trend
+            for back, score in zip((28, 21, 14, 7, 0), scores, strict=True):
+                day = date.today() - timedelta(days=back)
+                at = datetime.combine(day, clock(8), tzinfo=UTC)
+                snapshot = HealthSnapshot(account_id=account_id, score=score, status="-")
+                snapshot.computed_at = at
+                s.add(snapshot)
         s.commit()
     with AppServer(app) as server:
         site = Site(server, fake_bot_api, engine)
@@ -256,6 +266,7 @@ def test_csm_sees_only_their_accounts_and_escalations(browser: Any, site: Site) 
     expect(table).to_contain_text("Initech")
     expect(table).not_to_contain_text("Hooli")
     expect(page.locator("#esc-title")).to_be_visible()
+    expect(table).to_contain_text("-57 in 28 days")
     _shot(page, "console-accounts.png")
     assert dialogs == []
     context.close()

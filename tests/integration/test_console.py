@@ -412,3 +412,28 @@ def test_login_limiter_forgets_failures_after_the_window() -> None:
 def test_prod_requires_a_session_secret(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="SESSION_SECRET"):
         make_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "m.joblib", environment="prod")
+
+
+def test_health_trend_is_shown_on_accounts_and_in_the_context_card(console: Console) -> None:
+    from datetime import UTC, datetime, time
+
+    from handoff.models import HealthSnapshot
+
+    today = date.today()
+    with Session(console.engine) as s:
+        globex = s.exec(select(Account).where(Account.name == "Globex")).one()
+        for back, score in ((40, 99), (20, 90), (10, 81), (0, 72)):
+            at = datetime.combine(today - timedelta(days=back), time(9), tzinfo=UTC)
+            s.add(HealthSnapshot(account_id=globex.id, score=score, status="x", computed_at=at))
+        s.commit()
+    handoff_id = console.escalate(VIP_CHAT)
+    console.login("csm")
+    accounts = console.client.get("/console/accounts").text
+    # the 40-day-old snapshot is outside the 30-day window: 90 -> 72 over 20 days
+    assert "-18 in 20 days" in accounts and "trend--down" in accounts
+    page = console.client.get(f"/console/handoffs/{handoff_id}").text
+    card = re.search(r'<span id="health-trend">(.*?)</span>\s*\n', page, re.S)
+    assert card and "-18 in 20 days" in card.group(1)
+    assert 'aria-label="Health over the last 30 days: -18 in 20 days"' in page
+    # Hooli has no history: no trend, no empty chart
+    assert accounts.count('<svg class="spark"') == 1

@@ -125,3 +125,21 @@ def test_frustrated_messages_are_negative(text: str) -> None:
 )
 def test_plain_questions_are_not_negative(text: str) -> None:
     assert not is_negative(text), negativity(text)
+
+
+def test_trend_words_and_sparkline_geometry() -> None:
+    from datetime import date
+
+    from bot.web.charts import sparkline
+    from handoff.health import HealthTrend
+
+    d = date(2026, 1, 1)
+    falling = HealthTrend(((d, 90), (date(2026, 1, 15), 60), (date(2026, 1, 22), 54)), 30)
+    assert (falling.delta, falling.words()) == (-36, "-36 in 21 days")
+    assert HealthTrend(((d, 70), (date(2026, 1, 8), 70)), 30).words() == "steady over 7 days"
+    assert HealthTrend(((d, 70),), 30).words() == ""
+    spark = sparkline([100, 50, 0], width=104, height=24)
+    # 2 px padding: 100 at the top, 0 at the bottom, evenly spaced
+    assert spark["points"] == "2.0,2.0 52.0,12.0 102.0,22.0"
+    assert spark["last"] == {"x": 102.0, "y": 22.0}
+    assert sparkline([42])["points"] == ""
