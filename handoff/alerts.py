@@ -246,3 +246,23 @@ def acknowledge_alert(session: Session, principal_user_id: int, alert_id: int) -
         session.add(alert)
         session.flush()
     return alert
+
+
+PROACTIVE_KINDS = ("turned_red", "usage_drop", "vip_quiet")
+
+
+def open_alerts(session: Session, user_id: int, limit: int = 50) -> list[CsAlert]:
+    """Proactive alerts not yet acknowledged: a CSM's own, or everyone's for an admin."""
+    user = session.get(User, user_id)
+    if user is None:
+        return []
+    stmt = (
+        select(CsAlert)
+        .where(col(CsAlert.kind).in_(PROACTIVE_KINDS))
+        .where(col(CsAlert.acknowledged_at).is_(None))
+        .order_by(col(CsAlert.created_at).desc())
+        .limit(limit)
+    )
+    if user.role != Role.admin.value:
+        stmt = stmt.where(CsAlert.csm_id == user.id)
+    return list(session.exec(stmt).all())

@@ -10,16 +10,22 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from bot.web import errors
 from bot.web.deps import ServicesDep
 from handoff import accounts, desk, privacy, users
 from handoff.errors import PermissionDenied
 from handoff.models import Account, Message, Role
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors.responses(401))
+
+MAX_INT = 2**31 - 1  # ids and counters are 32-bit integer columns
+Id = Annotated[int, Path(ge=1, le=MAX_INT)]
+ON_HANDOFF = errors.responses(403, 404, 409, 422)
 
 
 def _session(services: ServicesDep) -> Iterator[Session]:
@@ -30,11 +36,17 @@ def _session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(_session)]
 
 
+_bearer = HTTPBearer(
+    auto_error=False, description="an API token (`tb_...`): `triagebot users token EMAIL`"
+)
+
+
 def _principal(
-    session: SessionDep, authorization: Annotated[str | None, Header()] = None
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> desk.Principal:
-    scheme, _, token = (authorization or "").partition(" ")
-    user = users.user_for_token(session, token.strip()) if scheme.lower() == "bearer" else None
+    token = credentials.credentials.strip() if credentials else ""
+    user = users.user_for_token(session, token) if token else None
     if user is None:
         raise HTTPException(
             401, "missing or invalid API token", headers={"WWW-Authenticate": "Bearer"}
@@ -110,7 +122,7 @@ class ReasonIn(BaseModel):
 
 
 class TransferIn(ReasonIn):
-    to_user_id: int
+    to_user_id: int = Field(ge=1, le=MAX_INT)
 
 
 class ResolveIn(BaseModel):
@@ -213,12 +225,12 @@ def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> Han
 
 
 # ----------------------------------------------------------------------------- handoffs
-@router.get("/handoffs", response_model=list[HandoffOut])
+@router.get("/handoffs", response_model=list[HandoffOut], responses=errors.responses(422))
 def list_handoffs(
     session: SessionDep,
     principal: PrincipalDep,
     status: Annotated[list[str] | None, Query()] = None,
-    priority: int | None = None,
+    priority: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
     reason: str | None = None,
     channel: str | None = None,
     mine: bool = False,
@@ -238,8 +250,10 @@ def list_handoffs(
     return [_handoff_out(v) for v in views]
 
 
-@router.get("/handoffs/{handoff_id}", response_model=HandoffDetailOut)
-def get_handoff(handoff_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+@router.get(
+    "/handoffs/{handoff_id}", response_model=HandoffDetailOut, responses=errors.responses(404, 422)
+)
+def get_handoff(handoff_id: Id, session: SessionDep, principal: PrincipalDep) -> Any:
     return _detail(session, principal, handoff_id)
 
 
@@ -251,7 +265,11 @@ def _act(
     return _detail(session, principal, handoff_id)
 
 
-@router.post("/handoffs/take-next", response_model=HandoffDetailOut | None)
+@router.post(
+    "/handoffs/take-next",
+    response_model=HandoffDetailOut | None,
+    responses=errors.responses(403, 409),
+)
 def take_next(services: ServicesDep, session: SessionDep, principal: PrincipalDep) -> Any:
     handoff = desk.take_next(session, principal)
     if handoff is None:
@@ -260,21 +278,29 @@ def take_next(services: ServicesDep, session: SessionDep, principal: PrincipalDe
     return _act(services, session, principal, handoff.id or 0)
 
 
-@router.post("/handoffs/{handoff_id}/claim", response_model=HandoffDetailOut)
+@router.post(
+    "/handoffs/{handoff_id}/claim",
+    response_model=HandoffDetailOut,
+    responses=ON_HANDOFF,
+)
 def claim(
-    handoff_id: int,
+    handoff_id: Id,
     services: ServicesDep,
     session: SessionDep,
     principal: PrincipalDep,
-    version: int | None = None,
+    version: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
 ) -> Any:
     desk.claim(session, principal, handoff_id, version=version)
     return _act(services, session, principal, handoff_id)
 
 
-@router.post("/handoffs/{handoff_id}/release", response_model=HandoffDetailOut)
+@router.post(
+    "/handoffs/{handoff_id}/release",
+    response_model=HandoffDetailOut,
+    responses=ON_HANDOFF,
+)
 def release(
-    handoff_id: int,
+    handoff_id: Id,
     body: ReasonIn,
     services: ServicesDep,
     session: SessionDep,
@@ -284,9 +310,13 @@ def release(
     return _act(services, session, principal, handoff_id)
 
 
-@router.post("/handoffs/{handoff_id}/transfer", response_model=HandoffDetailOut)
+@router.post(
+    "/handoffs/{handoff_id}/transfer",
+    response_model=HandoffDetailOut,
+    responses=ON_HANDOFF,
+)
 def transfer(
-    handoff_id: int,
+    handoff_id: Id,
     body: TransferIn,
     services: ServicesDep,
     session: SessionDep,
@@ -296,9 +326,14 @@ def transfer(
     return _act(services, session, principal, handoff_id)
 
 
-@router.post("/handoffs/{handoff_id}/reply", response_model=MessageOut, status_code=201)
+@router.post(
+    "/handoffs/{handoff_id}/reply",
+    response_model=MessageOut,
+    status_code=201,
+    responses=ON_HANDOFF,
+)
 def reply(
-    handoff_id: int,
+    handoff_id: Id,
     body: TextIn,
     services: ServicesDep,
     session: SessionDep,
@@ -311,16 +346,25 @@ def reply(
     return _message_out(message)
 
 
-@router.post("/handoffs/{handoff_id}/notes", response_model=MessageOut, status_code=201)
-def add_note(handoff_id: int, body: TextIn, session: SessionDep, principal: PrincipalDep) -> Any:
+@router.post(
+    "/handoffs/{handoff_id}/notes",
+    response_model=MessageOut,
+    status_code=201,
+    responses=ON_HANDOFF,
+)
+def add_note(handoff_id: Id, body: TextIn, session: SessionDep, principal: PrincipalDep) -> Any:
     note = desk.add_note(session, principal, handoff_id, body.text)
     session.commit()
     return _message_out(note)
 
 
-@router.post("/handoffs/{handoff_id}/resolve", response_model=HandoffDetailOut)
+@router.post(
+    "/handoffs/{handoff_id}/resolve",
+    response_model=HandoffDetailOut,
+    responses=ON_HANDOFF,
+)
 def resolve(
-    handoff_id: int,
+    handoff_id: Id,
     body: ResolveIn,
     services: ServicesDep,
     session: SessionDep,
@@ -338,9 +382,13 @@ def resolve(
     return _act(services, session, principal, handoff_id)
 
 
-@router.post("/handoffs/{handoff_id}/return-to-bot", response_model=HandoffDetailOut)
+@router.post(
+    "/handoffs/{handoff_id}/return-to-bot",
+    response_model=HandoffDetailOut,
+    responses=ON_HANDOFF,
+)
 def return_to_bot(
-    handoff_id: int,
+    handoff_id: Id,
     body: ReasonIn,
     services: ServicesDep,
     session: SessionDep,
@@ -350,9 +398,13 @@ def return_to_bot(
     return _act(services, session, principal, handoff_id)
 
 
-@router.post("/handoffs/{handoff_id}/link-contact", response_model=HandoffDetailOut)
+@router.post(
+    "/handoffs/{handoff_id}/link-contact",
+    response_model=HandoffDetailOut,
+    responses=ON_HANDOFF,
+)
 def link_contact(
-    handoff_id: int,
+    handoff_id: Id,
     body: LinkIn,
     services: ServicesDep,
     session: SessionDep,
@@ -368,7 +420,9 @@ def _require_admin(principal: desk.Principal) -> None:
         raise PermissionDenied("only admins (or a CRM sync token) may change accounts")
 
 
-@router.put("/accounts/{external_id}", response_model=AccountOut)
+@router.put(
+    "/accounts/{external_id}", response_model=AccountOut, responses=errors.responses(403, 422)
+)
 def upsert_account(
     external_id: str, body: AccountBody, session: SessionDep, principal: PrincipalDep
 ) -> Any:
@@ -380,7 +434,9 @@ def upsert_account(
     return _account_out(account)
 
 
-@router.get("/accounts/{external_id}", response_model=AccountOut)
+@router.get(
+    "/accounts/{external_id}", response_model=AccountOut, responses=errors.responses(404, 422)
+)
 def get_account(external_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
     account = accounts.get_account(session, external_id)
     if principal.role == Role.csm.value and account.csm_id != principal.user_id:
@@ -395,7 +451,7 @@ class ContactOut(BaseModel):
     account_id: int | None
 
 
-@router.put("/contacts", response_model=ContactOut)
+@router.put("/contacts", response_model=ContactOut, responses=errors.responses(403, 404, 422))
 def upsert_contact(body: accounts.ContactIn, session: SessionDep, principal: PrincipalDep) -> Any:
     """Create or update a contact by email, linked to an account by its external id."""
     _require_admin(principal)
@@ -415,8 +471,10 @@ class ErasureOut(BaseModel):
     snapshots_elsewhere: int
 
 
-@router.delete("/contacts/{contact_id}", response_model=ErasureOut)
-def erase_contact(contact_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+@router.delete(
+    "/contacts/{contact_id}", response_model=ErasureOut, responses=errors.responses(403, 404, 422)
+)
+def erase_contact(contact_id: Id, session: SessionDep, principal: PrincipalDep) -> Any:
     """Erase the person's messages and identities everywhere (aggregate counts are kept)."""
     _require_admin(principal)
     report = privacy.erase_contact(session, contact_id)

@@ -36,7 +36,7 @@ from bot.web.sessions import (
     SessionSigner,
     csrf_ok,
 )
-from handoff import context, desk, users
+from handoff import alerts, context, desk, users
 from handoff.errors import InvalidInput, NotFound, TriageError
 from handoff.health import health_trends
 from handoff.models import Account, Handoff, Role, User
@@ -651,5 +651,40 @@ def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
         if ESCALATION_REASONS & set(v.handoff.reasons or [])
     ]
     scope = "Your accounts" if staff.user.role == Role.csm.value else "All accounts"
-    values = {"nav": "accounts", "rows": rows, "escalations": escalations, "scope": scope}
+    names_by_account = {a.id: a.name for a in found}
+    cs_alerts = [
+        {
+            "id": a.id,
+            "kind": a.kind,
+            "title": a.title,
+            "body": a.body,
+            "account": names_by_account.get(a.account_id, ""),
+            "at_label": a.created_at.strftime("%d %b %H:%M UTC"),
+        }
+        for a in alerts.open_alerts(db, staff.user.id or 0)
+        if staff.user.role in (Role.admin.value, Role.csm.value)
+    ]
+    values = {
+        "nav": "accounts",
+        "rows": rows,
+        "escalations": escalations,
+        "scope": scope,
+        "cs_alerts": cs_alerts,
+    }
     return _page(request, "accounts.html", staff, values)
+
+
+@router.post("/alerts/{alert_id}/ack", dependencies=CSRF)
+def acknowledge_alert(alert_id: int, request: Request, staff: StaffDep, db: DbDep) -> Response:
+    """Acknowledge a proactive CS alert (only the CSM it was sent to, or an admin)."""
+    url = "/console/accounts"
+    try:
+        alerts.acknowledge_alert(db, staff.user.id or 0, alert_id)
+    except NotFound:
+        db.rollback()
+        return _not_found(request, staff, f"alert {alert_id}")
+    except TriageError as exc:
+        db.rollback()
+        return _redirect(request, url, str(exc), "error")
+    db.commit()
+    return _redirect(request, url, "Alert acknowledged.")

@@ -13,14 +13,15 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from bot.web.api import PrincipalDep, SessionDep
+from bot.web import errors
+from bot.web.api import Id, PrincipalDep, SessionDep
 from bot.web.deps import ServicesDep
 from handoff import alerts, desk, signals
 from handoff.errors import InvalidInput, PermissionDenied
 from handoff.health import load_health_config
 from handoff.models import Role, utcnow
 
-router = APIRouter(prefix="/api/v1", tags=["signals"])
+router = APIRouter(prefix="/api/v1", tags=["signals"], responses=errors.responses(401))
 
 
 class HealthOut(BaseModel):
@@ -88,7 +89,11 @@ def _health(refresh: signals.Refresh) -> HealthOut:
     )
 
 
-@router.put("/accounts/{external_id}/usage/{day}", response_model=UsageOut)
+@router.put(
+    "/accounts/{external_id}/usage/{day}",
+    response_model=UsageOut,
+    responses=errors.responses(403, 404, 422),
+)
 def put_usage(
     external_id: str,
     day: date,
@@ -105,7 +110,12 @@ def put_usage(
     return UsageOut(account=external_id, date=row.day, **body.model_dump(), health=_health(refresh))
 
 
-@router.post("/accounts/{external_id}/nps", response_model=NpsOut, status_code=201)
+@router.post(
+    "/accounts/{external_id}/nps",
+    response_model=NpsOut,
+    status_code=201,
+    responses=errors.responses(403, 404, 422),
+)
 def post_nps(
     external_id: str,
     body: signals.NpsIn,
@@ -130,6 +140,10 @@ def post_nps(
 @router.post(
     "/usage:import",
     response_model=ImportOut,
+    responses={
+        **errors.responses(403),
+        422: {"model": ImportOut | errors.ErrorOut, "description": "rows rejected (none kept)"},
+    },
     openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def import_usage(
@@ -159,8 +173,10 @@ def import_usage(
     return out
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertOut)
-def acknowledge(alert_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+@router.post(
+    "/alerts/{alert_id}/ack", response_model=AlertOut, responses=errors.responses(403, 404, 422)
+)
+def acknowledge(alert_id: Id, session: SessionDep, principal: PrincipalDep) -> Any:
     """Acknowledge a CS alert (only the CSM it was sent to, or an admin)."""
     alert = alerts.acknowledge_alert(session, principal.user_id, alert_id)
     session.commit()

@@ -437,3 +437,50 @@ def test_health_trend_is_shown_on_accounts_and_in_the_context_card(console: Cons
     assert 'aria-label="Health over the last 30 days: -18 in 20 days"' in page
     # Hooli has no history: no trend, no empty chart
     assert accounts.count('<svg class="spark"') == 1
+
+
+def test_csm_sees_and_acknowledges_only_their_own_proactive_alerts(console: Console) -> None:
+    from handoff.models import CsAlert
+
+    with Session(console.engine) as s:
+        accounts = {a.name: a for a in s.exec(select(Account)).all()}
+        mine = CsAlert(
+            account_id=accounts["Globex"].id,
+            csm_id=console.ids["csm"],
+            kind="usage_drop",
+            title="Globex: active users -42% over 3 weeks",
+            body="<b>no ticket</b> yet",
+        )
+        theirs = CsAlert(
+            account_id=accounts["Hooli"].id,
+            csm_id=console.ids["csm2"],
+            kind="turned_red",
+            title="Hooli turned red",
+        )
+        s.add(mine)
+        s.add(theirs)
+        s.commit()
+        mine_id, theirs_id = mine.id, theirs.id
+    console.login("csm")
+    page = console.client.get("/console/accounts").text
+    assert "Globex: active users -42% over 3 weeks" in page and "Hooli turned red" not in page
+    assert "&lt;b&gt;no ticket&lt;/b&gt; yet" in page  # shown as text
+    token = console.csrf("/console/accounts")
+    refused = console.client.post(
+        f"/console/alerts/{theirs_id}/ack", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "only the alert&#39;s CSM may acknowledge it" in refused.text
+    no_csrf = console.client.post(f"/console/alerts/{mine_id}/ack", data={})
+    assert no_csrf.status_code == 403
+    done = console.client.post(
+        f"/console/alerts/{mine_id}/ack", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "Alert acknowledged." in done.text
+    assert "Globex: active users -42% over 3 weeks" not in done.text
+    with Session(console.engine) as s:
+        acked = s.get(CsAlert, mine_id)
+        other = s.get(CsAlert, theirs_id)
+        assert acked is not None and acked.acknowledged_by == console.ids["csm"]
+        assert other is not None and other.acknowledged_at is None
+    console.login("admin")
+    assert "Hooli turned red" in console.client.get("/console/accounts").text
