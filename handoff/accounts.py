@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, func, select
 
 from handoff.errors import InvalidInput, NotFound
 from handoff.models import Account, Contact, Role, User, utcnow
+from handoff.text import StorableInput
 
 COLUMNS = (
     "external_id",
@@ -37,7 +38,7 @@ COLUMNS = (
 )
 
 
-class AccountIn(BaseModel):
+class AccountIn(StorableInput):
     """An account as a CRM describes it."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -59,7 +60,7 @@ class AccountIn(BaseModel):
         return None if isinstance(value, str) and not value.strip() else value
 
 
-class ContactIn(BaseModel):
+class ContactIn(StorableInput):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -159,7 +160,7 @@ def import_accounts_csv(session: Session, text: str) -> ImportReport:
     The caller commits when ``report.ok`` (and rolls back otherwise).
     """
     report = ImportReport()
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in ("external_id", "name") if c not in header]
     unknown = [h for h in header if h not in COLUMNS and not h.startswith("attr_")]

@@ -248,7 +248,7 @@ def acknowledge_alert(session: Session, principal_user_id: int, alert_id: int) -
     return alert
 
 
-PROACTIVE_KINDS = ("turned_red", "usage_drop", "vip_quiet")
+ACKNOWLEDGEABLE_KINDS = ("turned_red", "usage_drop", "vip_quiet")
 
 
 def open_alerts(session: Session, user_id: int, limit: int = 50) -> list[CsAlert]:
@@ -258,7 +258,7 @@ def open_alerts(session: Session, user_id: int, limit: int = 50) -> list[CsAlert
         return []
     stmt = (
         select(CsAlert)
-        .where(col(CsAlert.kind).in_(PROACTIVE_KINDS))
+        .where(col(CsAlert.kind).in_(ACKNOWLEDGEABLE_KINDS))
         .where(col(CsAlert.acknowledged_at).is_(None))
         .order_by(col(CsAlert.created_at).desc())
         .limit(limit)

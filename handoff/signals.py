@@ -20,7 +20,7 @@ import io
 from dataclasses import dataclass
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -29,20 +29,22 @@ from handoff.accounts import ImportReport, _explain, get_account
 from handoff.errors import InvalidInput
 from handoff.health import HealthChange, HealthConfig, recompute_health
 from handoff.models import Account, CsAlert, NpsResponse, UsageDaily
+from handoff.text import StorableInput
 
 USAGE_COLUMNS = ("external_id", "date", "active_users", "seats", "logins", "key_feature_events")
 REQUIRED_USAGE_COLUMNS = ("external_id", "date", "active_users", "seats")
+MAX_COUNT = 2**31 - 1  # the columns are 32-bit integers
 
 
-class UsageIn(BaseModel):
+class UsageIn(StorableInput):
     """One day of product usage for an account."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    active_users: int = Field(ge=0)
-    seats: int = Field(ge=0)
-    logins: int = Field(default=0, ge=0)
-    key_feature_events: int = Field(default=0, ge=0)
+    active_users: int = Field(ge=0, le=MAX_COUNT)
+    seats: int = Field(ge=0, le=MAX_COUNT)
+    logins: int = Field(default=0, ge=0, le=MAX_COUNT)
+    key_feature_events: int = Field(default=0, ge=0, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _users_fit_seats(self) -> UsageIn:
@@ -58,7 +60,7 @@ class UsageRow(UsageIn):
     date: date
 
 
-class NpsIn(BaseModel):
+class NpsIn(StorableInput):
     """One NPS answer (0-10)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -166,10 +168,18 @@ def import_usage_csv(session: Session, text: str, options: SignalOptions) -> Imp
     """Validate every row, then upsert all of them — or none when any row is rejected.
 
     Health is recomputed once per imported account. The caller commits when ``report.ok``
-    (and rolls back otherwise).
+    (and rolls back otherwise). Text the csv module cannot parse is ``InvalidInput``.
     """
+    try:
+        return _import_usage_rows(session, text, options)
+    except csv.Error as exc:  # raised while reading, so before anything is written
+        raise InvalidInput(f"not valid CSV: {exc}") from exc
+
+
+def _import_usage_rows(session: Session, text: str, options: SignalOptions) -> ImportReport:
     report = ImportReport()
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="": the csv module handles \r, \n and \r\n line ends (and newlines in quotes)
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_USAGE_COLUMNS if c not in header]
     unknown = [h for h in header if h not in USAGE_COLUMNS]

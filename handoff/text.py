@@ -1,14 +1,17 @@
 """Making customer text safe to store on every database.
 
 PostgreSQL refuses NUL characters in text and JSON, and no UTF-8 database can hold a lone
-surrogate (``"\\ud800"``, which JSON escapes can produce). Both are replaced by U+FFFD so the
-message is kept, legibly, instead of failing the whole transaction.
+surrogate (``"\\ud800"``, which JSON escapes can produce). What a customer sends is kept,
+legibly: both are replaced by U+FFFD instead of failing the whole transaction. What staff and
+integrations send (API bodies, ids, CSV rows) is refused instead, with a validation error.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from pydantic import BaseModel, model_validator
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -27,3 +30,30 @@ def storable_json(value: Any) -> Any:
     if isinstance(value, list):
         return [storable_json(v) for v in value]
     return value
+
+
+def refuse_unstorable(value: Any, where: str = "") -> Any:
+    """``value`` unchanged; ValueError if a string in it (keys too) cannot be stored."""
+    if isinstance(value, str) and _UNSTORABLE.search(value):
+        raise ValueError(
+            f"{where or 'the text'} contains a NUL character or a lone surrogate,"
+            " which cannot be stored"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            refuse_unstorable(key, f"a key of {where}" if where else "a key")
+            refuse_unstorable(item, name)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            refuse_unstorable(item, f"{where}[{index}]")
+    return value
+
+
+class StorableInput(BaseModel):
+    """An input model whose strings, anywhere in it, can be stored on every database."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unstorable(cls, data: Any) -> Any:
+        return refuse_unstorable(data)

@@ -7,25 +7,28 @@ commit, serialize. Tokens are issued with ``triagebot users token EMAIL``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from bot.web import errors
 from bot.web.deps import ServicesDep
 from handoff import accounts, desk, privacy, users
-from handoff.errors import PermissionDenied
+from handoff.errors import InvalidInput, PermissionDenied
 from handoff.models import Account, Message, Role
+from handoff.text import StorableInput, refuse_unstorable
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors.responses(401))
 
 MAX_INT = 2**31 - 1  # ids and counters are 32-bit integer columns
 Id = Annotated[int, Path(ge=1, le=MAX_INT)]
-ON_HANDOFF = errors.responses(403, 404, 409, 422)
+Storable = Annotated[str, AfterValidator(refuse_unstorable)]  # no NUL: PostgreSQL refuses it
+ExternalId = Annotated[Storable, Path(min_length=1, max_length=128)]  # an account's CRM id
+ON_HANDOFF = errors.responses(400, 403, 404, 409, 422)  # an action on a handoff, with a body
 
 
 def _session(services: ServicesDep) -> Iterator[Session]:
@@ -113,11 +116,11 @@ class HandoffDetailOut(HandoffOut):
     events: list[EventOut]
 
 
-class TextIn(BaseModel):
+class TextIn(StorableInput):
     text: str = Field(min_length=1, max_length=desk.MAX_REPLY_CHARS)
 
 
-class ReasonIn(BaseModel):
+class ReasonIn(StorableInput):
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -125,12 +128,12 @@ class TransferIn(ReasonIn):
     to_user_id: int = Field(ge=1, le=MAX_INT)
 
 
-class ResolveIn(BaseModel):
-    resolution_code: str = Field(description=f"one of {', '.join(desk.RESOLUTION_CODES)}")
+class ResolveIn(StorableInput):
+    resolution_code: str = Field(json_schema_extra={"enum": list(desk.RESOLUTION_CODES)})
     ask_csat: bool = True
 
 
-class LinkIn(BaseModel):
+class LinkIn(StorableInput):
     email: str = Field(min_length=3, max_length=320)
 
 
@@ -149,17 +152,20 @@ class AccountOut(BaseModel):
     attributes: dict[str, Any]
 
 
-class AccountBody(BaseModel):
-    """``accounts.AccountIn`` without the id, which is in the path."""
+class AccountBody(StorableInput):
+    """``accounts.AccountIn`` without the id, which is in the path (same limits, so a body
+    that passes here is never refused by ``AccountIn`` with a 500)."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=300)
-    plan: str | None = None
-    tier: str | None = None
+    plan: str | None = Field(default=None, max_length=100)
+    tier: str | None = Field(default=None, max_length=50)
     arr: float | None = Field(default=None, ge=0)
-    renewal_date: Any = None
-    next_qbr_date: Any = None
-    expansion_stage: str | None = None
-    csm_email: str | None = None
+    renewal_date: date | None = None
+    next_qbr_date: date | None = None
+    expansion_stage: str | None = Field(default=None, max_length=100)
+    csm_email: str | None = Field(default=None, max_length=320)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -229,10 +235,10 @@ def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> Han
 def list_handoffs(
     session: SessionDep,
     principal: PrincipalDep,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[Storable] | None, Query()] = None,
     priority: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
     reason: str | None = None,
-    channel: str | None = None,
+    channel: Storable | None = None,
     mine: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[HandoffOut]:
@@ -251,7 +257,9 @@ def list_handoffs(
 
 
 @router.get(
-    "/handoffs/{handoff_id}", response_model=HandoffDetailOut, responses=errors.responses(404, 422)
+    "/handoffs/{handoff_id:int}",
+    response_model=HandoffDetailOut,
+    responses=errors.responses(404, 422),
 )
 def get_handoff(handoff_id: Id, session: SessionDep, principal: PrincipalDep) -> Any:
     return _detail(session, principal, handoff_id)
@@ -279,9 +287,9 @@ def take_next(services: ServicesDep, session: SessionDep, principal: PrincipalDe
 
 
 @router.post(
-    "/handoffs/{handoff_id}/claim",
+    "/handoffs/{handoff_id:int}/claim",
     response_model=HandoffDetailOut,
-    responses=ON_HANDOFF,
+    responses=errors.responses(403, 404, 409, 422),
 )
 def claim(
     handoff_id: Id,
@@ -295,7 +303,7 @@ def claim(
 
 
 @router.post(
-    "/handoffs/{handoff_id}/release",
+    "/handoffs/{handoff_id:int}/release",
     response_model=HandoffDetailOut,
     responses=ON_HANDOFF,
 )
@@ -311,7 +319,7 @@ def release(
 
 
 @router.post(
-    "/handoffs/{handoff_id}/transfer",
+    "/handoffs/{handoff_id:int}/transfer",
     response_model=HandoffDetailOut,
     responses=ON_HANDOFF,
 )
@@ -327,7 +335,7 @@ def transfer(
 
 
 @router.post(
-    "/handoffs/{handoff_id}/reply",
+    "/handoffs/{handoff_id:int}/reply",
     response_model=MessageOut,
     status_code=201,
     responses=ON_HANDOFF,
@@ -347,7 +355,7 @@ def reply(
 
 
 @router.post(
-    "/handoffs/{handoff_id}/notes",
+    "/handoffs/{handoff_id:int}/notes",
     response_model=MessageOut,
     status_code=201,
     responses=ON_HANDOFF,
@@ -359,7 +367,7 @@ def add_note(handoff_id: Id, body: TextIn, session: SessionDep, principal: Princ
 
 
 @router.post(
-    "/handoffs/{handoff_id}/resolve",
+    "/handoffs/{handoff_id:int}/resolve",
     response_model=HandoffDetailOut,
     responses=ON_HANDOFF,
 )
@@ -383,7 +391,7 @@ def resolve(
 
 
 @router.post(
-    "/handoffs/{handoff_id}/return-to-bot",
+    "/handoffs/{handoff_id:int}/return-to-bot",
     response_model=HandoffDetailOut,
     responses=ON_HANDOFF,
 )
@@ -399,7 +407,7 @@ def return_to_bot(
 
 
 @router.post(
-    "/handoffs/{handoff_id}/link-contact",
+    "/handoffs/{handoff_id:int}/link-contact",
     response_model=HandoffDetailOut,
     responses=ON_HANDOFF,
 )
@@ -421,14 +429,17 @@ def _require_admin(principal: desk.Principal) -> None:
 
 
 @router.put(
-    "/accounts/{external_id}", response_model=AccountOut, responses=errors.responses(403, 422)
+    "/accounts/{external_id}", response_model=AccountOut, responses=errors.responses(400, 403, 422)
 )
 def upsert_account(
-    external_id: str, body: AccountBody, session: SessionDep, principal: PrincipalDep
+    external_id: ExternalId, body: AccountBody, session: SessionDep, principal: PrincipalDep
 ) -> Any:
     """Create or update an account by its CRM id (idempotent)."""
     _require_admin(principal)
-    data = accounts.AccountIn(external_id=external_id, **body.model_dump())
+    try:
+        data = accounts.AccountIn(external_id=external_id, **body.model_dump())
+    except ValidationError as exc:  # e.g. an id of blanks, which AccountIn strips to nothing
+        raise InvalidInput(accounts._explain(exc)) from exc
     account, _created = accounts.upsert_account(session, data)
     session.commit()
     return _account_out(account)
@@ -437,7 +448,7 @@ def upsert_account(
 @router.get(
     "/accounts/{external_id}", response_model=AccountOut, responses=errors.responses(404, 422)
 )
-def get_account(external_id: str, session: SessionDep, principal: PrincipalDep) -> Any:
+def get_account(external_id: ExternalId, session: SessionDep, principal: PrincipalDep) -> Any:
     account = accounts.get_account(session, external_id)
     if principal.role == Role.csm.value and account.csm_id != principal.user_id:
         raise HTTPException(404, f"account {external_id} not found")
@@ -451,7 +462,7 @@ class ContactOut(BaseModel):
     account_id: int | None
 
 
-@router.put("/contacts", response_model=ContactOut, responses=errors.responses(403, 404, 422))
+@router.put("/contacts", response_model=ContactOut, responses=errors.responses(400, 403, 404, 422))
 def upsert_contact(body: accounts.ContactIn, session: SessionDep, principal: PrincipalDep) -> Any:
     """Create or update a contact by email, linked to an account by its external id."""
     _require_admin(principal)
@@ -472,7 +483,9 @@ class ErasureOut(BaseModel):
 
 
 @router.delete(
-    "/contacts/{contact_id}", response_model=ErasureOut, responses=errors.responses(403, 404, 422)
+    "/contacts/{contact_id:int}",
+    response_model=ErasureOut,
+    responses=errors.responses(403, 404, 422),
 )
 def erase_contact(contact_id: Id, session: SessionDep, principal: PrincipalDep) -> Any:
     """Erase the person's messages and identities everywhere (aggregate counts are kept)."""

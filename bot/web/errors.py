@@ -29,6 +29,7 @@ class ValidationErrorOut(BaseModel):
 
 
 WHY = {
+    400: "the body could not be read as JSON",
     401: "missing or invalid API token",
     403: "the caller's role does not allow this",
     404: "not found, or not visible to the caller",

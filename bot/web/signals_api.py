@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from bot.web import errors
-from bot.web.api import Id, PrincipalDep, SessionDep
+from bot.web.api import ExternalId, Id, PrincipalDep, SessionDep
 from bot.web.deps import ServicesDep
 from handoff import alerts, desk, signals
 from handoff.errors import InvalidInput, PermissionDenied
@@ -92,10 +92,10 @@ def _health(refresh: signals.Refresh) -> HealthOut:
 @router.put(
     "/accounts/{external_id}/usage/{day}",
     response_model=UsageOut,
-    responses=errors.responses(403, 404, 422),
+    responses=errors.responses(400, 403, 404, 422),
 )
 def put_usage(
-    external_id: str,
+    external_id: ExternalId,
     day: date,
     body: signals.UsageIn,
     services: ServicesDep,
@@ -114,10 +114,10 @@ def put_usage(
     "/accounts/{external_id}/nps",
     response_model=NpsOut,
     status_code=201,
-    responses=errors.responses(403, 404, 422),
+    responses=errors.responses(400, 403, 404, 422),
 )
 def post_nps(
-    external_id: str,
+    external_id: ExternalId,
     body: signals.NpsIn,
     services: ServicesDep,
     session: SessionDep,
@@ -142,9 +142,14 @@ def post_nps(
     response_model=ImportOut,
     responses={
         **errors.responses(403),
-        422: {"model": ImportOut | errors.ErrorOut, "description": "rows rejected (none kept)"},
+        422: {
+            "model": ImportOut | errors.ErrorOut | errors.ValidationErrorOut,
+            "description": "rows rejected (none kept), the CSV is not UTF-8, or no body",
+        },
     },
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    openapi_extra={
+        "requestBody": {"content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}}}
+    },
 )
 def import_usage(
     services: ServicesDep,
@@ -174,7 +179,7 @@ def import_usage(
 
 
 @router.post(
-    "/alerts/{alert_id}/ack", response_model=AlertOut, responses=errors.responses(403, 404, 422)
+    "/alerts/{alert_id:int}/ack", response_model=AlertOut, responses=errors.responses(403, 404, 422)
 )
 def acknowledge(alert_id: Id, session: SessionDep, principal: PrincipalDep) -> Any:
     """Acknowledge a CS alert (only the CSM it was sent to, or an admin)."""

@@ -109,7 +109,9 @@ def _seed(engine: Any) -> tuple[dict[str, str], dict[str, int]]:
     return tokens, ids
 
 
-def seeded_desk(database_url: str, model_path: Path, fake_bot_api: FakeBotApi) -> Iterator[Desk]:
+def seeded_desk(
+    database_url: str, model_path: Path, fake_bot_api: FakeBotApi, **overrides: Any
+) -> Iterator[Desk]:
     """A running app with seeded users (with API tokens), a VIP and a plain account."""
     with fake_slack() as slack:
         settings = make_settings(
@@ -117,6 +119,7 @@ def seeded_desk(database_url: str, model_path: Path, fake_bot_api: FakeBotApi) -
             model_path,
             telegram_api_base_url=fake_bot_api.base_url,
             slack_webhook_url=slack.url,
+            **overrides,
         )
         with TestClient(create_app(settings)) as client:
             d = Desk(client, fake_bot_api, slack)
