@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= dev
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test test-load lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Zero-loss load test on PostgreSQL: SIGKILLs and a PostgreSQL restart under load, then every
+# update and reply is reconciled (benchmarks/zero_loss.py; ZERO_LOSS_UPDATES/ZERO_LOSS_CHATS
+# shrink it). It restarts the local PostgreSQL cluster: not while other tests use it.
+test-load: install
+	$(BIN)/python -m benchmarks.zero_loss
 
 lint: install
 	$(BIN)/ruff check .

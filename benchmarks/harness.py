@@ -264,10 +264,12 @@ def postgres_available() -> bool:
 
 
 class HttpConnection:
-    """One keep-alive HTTP/1.1 connection that POSTs JSON and returns the status code."""
+    """One keep-alive HTTP/1.1 connection that POSTs JSON and returns the status code
+    (the body of the last answer is kept in ``last_body``)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
+        self.last_body = b""
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -300,7 +302,7 @@ class HttpConnection:
                     length = int(value)
                 elif key == "connection" and value.strip().lower() == "close":
                     close = True
-            await self._reader.readexactly(length)
+            self.last_body = await self._reader.readexactly(length)
         except BaseException:
             self.close()
             raise

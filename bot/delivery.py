@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bot.channels.base import (
@@ -29,6 +31,10 @@ from handoff import contacts, outbox
 from handoff.models import OutboxEntry
 
 logger = logging.getLogger(__name__)
+
+# How long a worker keeps trying to record an accepted send while the database is away; well
+# inside outbox.LEASE, so no other worker claims the entry again meanwhile.
+RECORD_PATIENCE = 30.0
 
 
 class OutboxWorker:
@@ -110,7 +116,27 @@ class OutboxWorker:
                 self._record_retry, entry, f"unexpected {type(exc).__name__}", None
             )
         else:
-            await asyncio.to_thread(self._record_sent, entry, result)
+            await self._record_delivered(entry, result)
+
+    async def _record_delivered(self, entry: OutboxEntry, result: SendResult) -> None:
+        """Record a send the provider accepted, retrying while the database is unreachable.
+
+        Until this commits, the delivery is known only in memory: giving up at the first
+        error (a PostgreSQL restart, a failover) would leave the entry ``sending`` until its
+        lease expires, and the customer would then get the message twice.
+        """
+        delay = 0.1
+        deadline = time.monotonic() + RECORD_PATIENCE
+        while True:
+            try:
+                await asyncio.to_thread(self._record_sent, entry, result)
+                return
+            except OperationalError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.warning("outbox entry %s sent; recording it failed, retrying", entry.id)
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
 
     def _record_sent(self, entry: OutboxEntry, result: SendResult) -> None:
         with Session(self._engine) as session:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
 from handoff.models import OutboxEntry, OutboxStatus, utcnow
@@ -89,21 +88,34 @@ def claim_due(
         .where(OutboxEntry.locked_until < now)  # type: ignore[arg-type,operator]
         .values(status=OutboxStatus.pending.value, locked_until=None)
     )
-    earlier = aliased(OutboxEntry)
-    blocked = exists().where(
-        and_(
-            earlier.ordering_key == OutboxEntry.ordering_key,
-            earlier.id < OutboxEntry.id,  # type: ignore[operator]
-            earlier.status.in_([OutboxStatus.pending.value, OutboxStatus.sending.value]),  # type: ignore[attr-defined]
+    # Only the head of an ordering key (its oldest entry still pending or sending) may be
+    # claimed, and only when it is pending and due. One scan and a sort, with no join, so the
+    # plan cannot turn quadratic: the equivalent correlated NOT EXISTS took 2 s per claim
+    # with 5,000 pending entries on a table PostgreSQL had not analyzed yet, starving the
+    # worker; a join on the per-key minimum fared worse.
+    unfinished = (
+        select(
+            OutboxEntry.id,
+            OutboxEntry.status,
+            OutboxEntry.next_attempt_at,
+            func.row_number()
+            .over(partition_by=OutboxEntry.ordering_key, order_by=OutboxEntry.id)
+            .label("position"),
         )
+        .where(
+            OutboxEntry.status.in_(  # type: ignore[attr-defined]
+                [OutboxStatus.pending.value, OutboxStatus.sending.value]
+            )
+        )
+        .subquery()
     )
     candidates = (
         session.execute(
-            select(OutboxEntry.id)
-            .where(OutboxEntry.status == OutboxStatus.pending.value)  # type: ignore[arg-type]
-            .where(OutboxEntry.next_attempt_at <= now)  # type: ignore[arg-type,operator]
-            .where(~blocked)
-            .order_by(OutboxEntry.id)  # type: ignore[arg-type]
+            select(unfinished.c.id)
+            .where(unfinished.c.position == 1)
+            .where(unfinished.c.status == OutboxStatus.pending.value)
+            .where(unfinished.c.next_attempt_at <= now)
+            .order_by(unfinished.c.id)
             .limit(limit)
         )
         .scalars()
