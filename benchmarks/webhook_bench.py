@@ -155,10 +155,16 @@ async def _open_loop(ports: list[int], rate: float, seconds: float, first_chat: 
 
 
 def steady_latency(
-    name: str, ports: list[int], fake: Proc, seconds: float, first_chat: int, say: Say
+    name: str,
+    ports: list[int],
+    fake: Proc,
+    seconds: float,
+    first_chat: int,
+    say: Say,
+    rate: float = STEADY_RATE,
 ) -> SteadyResult:
     harness.reset_fake(fake)
-    results = asyncio.run(_open_loop(ports, STEADY_RATE, seconds, first_chat))
+    results = asyncio.run(_open_loop(ports, rate, seconds, first_chat))
     sent = {r[0]: r[1] for r in results}
     deadline = time.monotonic() + 30
     while True:
@@ -174,7 +180,7 @@ def steady_latency(
     acks = [r[3] * 1000 for r in results]
     result = SteadyResult(
         name=name,
-        rate=STEADY_RATE,
+        rate=rate,
         sent=len(results),
         ok=sum(1 for r in results if r[2] == 200),
         replies=len(arrived),
@@ -184,10 +190,16 @@ def steady_latency(
         ack_p99_ms=harness.percentile(acks, 99),
     )
     say(
-        f"{name}: {result.ok}/{result.sent} acknowledged, {result.replies} replies; "
+        f"{name} at {rate:.0f}/s: {result.ok}/{result.sent} acknowledged, "
+        f"{result.replies} replies; "
         f"receipt->reply p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
     )
     return result
+
+
+def sustainable_rate(capacity: float) -> float:
+    """Half the measured throughput, rounded down to a multiple of 5 (at least 5/s)."""
+    return float(max(5, int(capacity * 0.5) // 5 * 5))
 
 
 def measure(
@@ -248,6 +260,20 @@ def run(quick: bool, postgres: bool, say: Say) -> dict[str, Any]:
                 "triagebot (SQLite)", [triagebot.port], fake, steady_seconds, 90_000_000_000, say
             )
         ]
+        # and at a rate this machine sustains (half the measured capacity): the latency a
+        # customer sees when the service is not saturated
+        light = sustainable_rate(series[0].median("rps"))
+        steady.append(
+            steady_latency(
+                "triagebot (SQLite)",
+                [triagebot.port],
+                fake,
+                steady_seconds,
+                90_500_000_000,
+                say,
+                rate=light,
+            )
+        )
         rss.append(triagebot.rss_mb())
         triagebot.stop()
 
@@ -287,6 +313,17 @@ def run(quick: bool, postgres: bool, say: Say) -> dict[str, Any]:
                         steady_seconds,
                         91_000_000_000,
                         say,
+                    )
+                )
+                steady.append(
+                    steady_latency(
+                        "triagebot x2 (PostgreSQL)",
+                        ports,
+                        fake,
+                        steady_seconds,
+                        91_500_000_000,
+                        say,
+                        rate=sustainable_rate(series[-1].median("rps")),
                     )
                 )
                 rss_pg.extend(p.rss_mb() for p in pair)
@@ -356,16 +393,18 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
         f"triagebot / PTB = **{ratio_ptb:.2f}x**, triagebot / bare FastAPI = "
         f"**{ratio_bare:.2f}x**.",
         "",
-        f"Receipt → reply at a steady {STEADY_RATE} updates/s (open-loop sender, one new chat",
-        "per update; measured from the update's scheduled send time to the sendMessage call",
-        "reaching the fake Bot API):",
+        f"Receipt → reply at a steady {STEADY_RATE} updates/s, and at half the measured",
+        "throughput (open-loop sender, one new chat per update; measured from the update's",
+        "scheduled send time to the sendMessage call reaching the fake Bot API). Above its",
+        "throughput the service queues: the 500/s rows measure the backlog, not the path.",
         "",
-        "| server | updates | acknowledged | replies | p50 ms | p99 ms | max ms | ack p99 ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | rate /s | updates | acknowledged | replies | p50 ms | p99 ms | max ms "
+        "| ack p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for st in results["steady"]:
         lines.append(
-            f"| {st['name']} | {st['sent']} | {st['ok']} | {st['replies']} | "
+            f"| {st['name']} | {st['rate']:.0f} | {st['sent']} | {st['ok']} | {st['replies']} | "
             f"{st['p50_ms']:.1f} | {st['p99_ms']:.1f} | {st['max_ms']:.1f} | "
             f"{st['ack_p99_ms']:.1f} |"
         )
@@ -377,8 +416,9 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
         f"- Ingestion ≥ {TARGET_RATIO_PTB:.1f}x PTB's empty run_webhook: {_met(ratio_ptb >= 1)} "
         f"({ratio_ptb:.2f}x)."
     )
-    worst = max(st["p99_ms"] for st in results["steady"])
-    all_replied = all(st["replies"] == st["sent"] for st in results["steady"])
+    at_target = [st for st in results["steady"] if st["rate"] == STEADY_RATE]
+    worst = max(st["p99_ms"] for st in at_target)
+    all_replied = all(st["replies"] == st["sent"] for st in at_target)
     lines.append(
         f"- p99 receipt→reply ≤ {TARGET_P99_MS:.0f} ms at {STEADY_RATE} updates/s: "
         f"{_met(worst <= TARGET_P99_MS and all_replied)} (worst p99 {worst:.1f} ms"
@@ -393,7 +433,28 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
     notes = results.get("notes")
     if notes:
         lines += ["", *notes]
+    lines += ["", *WHY]
     return "\n".join(lines)
+
+
+WHY = [
+    "Why the throughput targets are missed, and what would close them. The ceiling is CPU in",
+    "one Python process: a message costs about 7 ms of CPU in the pipeline alone (measured",
+    "in-process, one thread, PostgreSQL: about a dozen ORM round trips — dedupe check,",
+    "identity and conversation, rate limit and repeated-contact counts, message, outbox",
+    "entry — plus classification, sentiment and the answer template), and the outbox worker",
+    "adds a few more per reply (python-telegram-bot's request and response objects, the",
+    "delivery record). The GIL keeps that on one core per process, whatever the thread count",
+    "(2 to 40 worker threads measured the same). PTB's `run_webhook` acknowledges before",
+    "any of this runs; we acknowledge after the commit, as promised. What would close the",
+    "gap, not done yet: acknowledge after a single-row durable insert and run the pipeline",
+    "in batches (one transaction and set-based queries for many messages), and several",
+    "worker processes per host (the outbox and the jobs are already safe across instances;",
+    "the web chat's live stream is in-process and would need a shared channel first). Two",
+    "fixes were measured here: SQLite writers now queue on a lock in the process instead of",
+    "in SQLite's sleeping busy handler (p99 under wrk 2.3-4.0 s → about 1.2 s), and answer",
+    "templates are compiled once instead of per message.",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

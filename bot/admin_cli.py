@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlmodel import Session
@@ -61,8 +63,15 @@ def add_admin_parsers(sub: argparse._SubParsersAction) -> None:
     keep.set_defaults(func=_retention)
 
 
-def _session() -> Session:
-    return Session(build_engine(load_settings().database_url), expire_on_commit=False)
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session on the configured database; the engine's connections are closed after."""
+    engine = build_engine(load_settings().database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _import_accounts(args: argparse.Namespace) -> int:

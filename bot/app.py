@@ -120,6 +120,18 @@ def build_services(
     return Services(settings, engine, models, triage, worker, senders, bot, webchat=web_chat)
 
 
+async def _watch_files(models: ModelHolder, every: float, stop: asyncio.Event) -> None:
+    """Reload the model, FAQ and policy when another instance (or a person) changed them."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+            return
+        try:
+            await asyncio.to_thread(models.reload_if_changed)
+        except Exception:  # never let the watcher die; the next round tries again
+            logger.exception("checking the model and FAQ files failed")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -143,9 +155,21 @@ def create_app(
             if run_worker and settings.scheduler_enabled
             else None
         )
+        stop_watch = asyncio.Event()
+        watch_task = (
+            asyncio.create_task(
+                _watch_files(services.models, settings.config_reload_seconds, stop_watch)
+            )
+            if settings.config_reload_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
+            stop_watch.set()
+            if watch_task is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(watch_task, timeout=10)
             scheduler.stop()
             if jobs_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):

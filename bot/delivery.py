@@ -28,6 +28,7 @@ from bot.channels.base import (
     Unreachable,
 )
 from handoff import contacts, outbox
+from handoff.db import write_lock
 from handoff.models import OutboxEntry
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class OutboxWorker:
         return len(entries)
 
     def _claim(self) -> list[OutboxEntry]:
-        with Session(self._engine, expire_on_commit=False) as session:
+        with write_lock(self._engine), Session(self._engine, expire_on_commit=False) as session:
             return outbox.claim_due(session, limit=self._batch)
 
     async def _deliver(self, entry: OutboxEntry) -> None:
@@ -139,22 +140,22 @@ class OutboxWorker:
                 delay = min(2.0, delay * 2)
 
     def _record_sent(self, entry: OutboxEntry, result: SendResult) -> None:
-        with Session(self._engine) as session:
+        with write_lock(self._engine), Session(self._engine) as session:
             outbox.mark_sent(session, entry.id or 0, result.provider_message_id)
             session.commit()
 
     def _record_retry(self, entry: OutboxEntry, error: str, delay: float | None) -> None:
-        with Session(self._engine) as session:
+        with write_lock(self._engine), Session(self._engine) as session:
             outbox.mark_retry(session, entry, error, delay=delay, policy=self._retry)
             session.commit()
 
     def _record_dead(self, entry: OutboxEntry, error: str) -> None:
-        with Session(self._engine) as session:
+        with write_lock(self._engine), Session(self._engine) as session:
             outbox.mark_dead(session, entry.id or 0, error)
             session.commit()
 
     def _record_unreachable(self, entry: OutboxEntry, error: str) -> None:
-        with Session(self._engine) as session:
+        with write_lock(self._engine), Session(self._engine) as session:
             outbox.mark_dead(session, entry.id or 0, error)
             if entry.kind == "customer_message":
                 contacts.mark_unreachable(session, entry.channel, entry.target)

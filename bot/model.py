@@ -1,4 +1,9 @@
-"""The served intent model and FAQ: loaded at start-up, reloadable without a restart."""
+"""The served intent model and FAQ: loaded at start-up, reloadable without a restart.
+
+Every instance watches the files it loaded (model, FAQ, policy): when an admin edits an
+answer or a threshold, or retrains, on any instance sharing the data folder, the others
+reload within ``CONFIG_RELOAD_SECONDS`` (:meth:`ModelHolder.reload_if_changed`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from bot.triage import IntentInfo, TriageConfig
 from classifier import IntentClassifier, ModelIncompatibleError, load_faq
+from classifier.faq import faq_file
 from handoff.escalation import PolicyConfig, load_policy
 
 logger = logging.getLogger(__name__)
@@ -39,9 +45,41 @@ class ModelHolder:
         self._classifier: IntentClassifier | None = None
         self._config: TriageConfig | None = None
         self.error: str | None = None
+        self._loaded_stamp: tuple[Any, ...] | None = None
+        self._failed_stamp: tuple[Any, ...] | None = None
+
+    def _stamp(self) -> tuple[Any, ...]:
+        """What identifies the files' current contents: size and modification time of each."""
+        stamp: list[Any] = []
+        for path in (self.model_path, faq_file(self.faq_path), self.policy_path):
+            try:
+                info = path.stat()
+                stamp.append((info.st_mtime_ns, info.st_size))
+            except OSError:
+                stamp.append(None)
+        return tuple(stamp)
+
+    def reload_if_changed(self) -> bool:
+        """Reload when a file changed since the last load; True when it reloaded.
+
+        A file that does not validate (a hand edit gone wrong) is logged once and the
+        configuration in use is kept.
+        """
+        stamp = self._stamp()
+        if stamp == self._loaded_stamp or stamp == self._failed_stamp:
+            return False
+        try:
+            self.load()
+        except Exception:
+            self._failed_stamp = stamp
+            logger.exception("the changed FAQ, policy or model does not load: keeping the old")
+            return False
+        logger.info("FAQ, policy or model changed on disk: reloaded")
+        return True
 
     def load(self) -> None:
         """(Re)load FAQ, policy and model; a missing/incompatible model is reported, not fatal."""
+        stamp = self._stamp()  # before reading: a change made during the load is seen next time
         faq = load_faq(self.faq_path)
         policy: PolicyConfig = load_policy(self.policy_path)
         intents = {
@@ -71,6 +109,8 @@ class ModelHolder:
             self._classifier = classifier
             self._config = config
             self.error = error
+            self._loaded_stamp = stamp
+            self._failed_stamp = None
 
     def classifier(self) -> IntentClassifier | None:
         return self._classifier

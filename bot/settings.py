@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     health_path: Path = ROOT / "data" / "health.yaml"  # health score factors, CSM alert rules
     # In-app scheduler for the daily health job and the weekly CSM digest (exactly once).
     scheduler_enabled: bool = True
+    # How often each instance checks whether the model, FAQ or policy file changed (an edit
+    # or retrain made through another instance) and reloads it; 0 turns the check off.
+    config_reload_seconds: float = Field(default=5.0, ge=0)
 
     # Links used in FAQ answers.
     product_name: str = "Acme Cloud"

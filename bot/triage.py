@@ -32,6 +32,7 @@ from bot.answers import (
 )
 from bot.channels.base import Button, InboundMessage
 from handoff import alerts, contacts, context, escalation, outbox, queue, replies, sentiment
+from handoff.db import write_lock
 from handoff.models import (
     Author,
     ChannelIdentity,
@@ -104,7 +105,7 @@ class Triage:
 
     def receive(self, inbound: InboundMessage) -> ReceiveResult:
         """Store, decide and queue replies for one message, in one transaction."""
-        with Session(self._engine, expire_on_commit=False) as session:
+        with write_lock(self._engine), Session(self._engine, expire_on_commit=False) as session:
             if _already_stored(session, inbound.channel, inbound.external_id):
                 return ReceiveResult(duplicate=True)
             try:
@@ -122,7 +123,7 @@ class Triage:
         self, channel: str, external_id: str | None, status: str, reason: str, body: str
     ) -> bool:
         """Keep a payload that did not become a message; False if already stored."""
-        with Session(self._engine) as session:
+        with write_lock(self._engine), Session(self._engine) as session:
             session.add(
                 InboundEvent(
                     channel=channel,

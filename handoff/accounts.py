@@ -143,7 +143,9 @@ class ImportReport:
     def format(self) -> str:
         if self.rejected:
             lines = [f"nothing imported: {len(self.rejected)} row(s) rejected"]
-            lines += [f"  line {line}: {why}" for line, why in self.rejected]
+            lines += [
+                f"  {f'line {line}' if line else 'file'}: {why}" for line, why in self.rejected
+            ]
             return "\n".join(lines)
         return f"imported: {self.created} created, {self.updated} updated"
 
@@ -157,8 +159,18 @@ def _explain(exc: ValidationError) -> str:
 def import_accounts_csv(session: Session, text: str) -> ImportReport:
     """Validate every row, then upsert all of them — or none when any row is rejected.
 
-    The caller commits when ``report.ok`` (and rolls back otherwise).
+    The caller commits when ``report.ok`` (and rolls back otherwise). Text the csv module
+    cannot parse (an unclosed quote, a field over its size limit) is a rejected line too.
     """
+    try:
+        return _import_account_rows(session, text)
+    except csv.Error as exc:  # raised while reading, so before anything is written
+        report = ImportReport()
+        report.rejected.append((0, f"not valid CSV: {exc}"))
+        return report
+
+
+def _import_account_rows(session: Session, text: str) -> ImportReport:
     report = ImportReport()
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]

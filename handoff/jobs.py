@@ -2,7 +2,10 @@
 
 ``run_job`` first inserts a ``job_runs`` row (job, period) in its own transaction; the unique
 constraint lets exactly one instance win, the others skip. A job that fails deletes its row
-(so that a later attempt can run it) and re-raises.
+(so that a later attempt can run it) and re-raises. A run that never finished because its
+process died (SIGKILL, a lost machine) is taken over once it is older than ``STALE_AFTER``,
+by a guarded update that only one instance can win; both jobs are safe to run again (health
+snapshots are per day, alerts and digests carry dedupe keys).
 
 Jobs:
 
@@ -16,9 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,6 +32,8 @@ from handoff.models import Account, JobRun, utcnow
 logger = logging.getLogger(__name__)
 
 JOBS = ("daily", "digest")
+# An unfinished run older than this is presumed dead and may be taken over.
+STALE_AFTER = timedelta(minutes=30)
 
 
 def period_of(job: str, day: date) -> str:
@@ -87,9 +92,13 @@ def run_job(
             session.commit()
         except IntegrityError:
             session.rollback()
-            logger.info("job %s %s already ran elsewhere: skipped", name, period)
-            return JobOutcome(name, period, ran=False)
-        run_id = run.id
+            run_id = _take_over_stale(session, name, period)
+            if run_id is None:
+                logger.info("job %s %s already ran elsewhere: skipped", name, period)
+                return JobOutcome(name, period, ran=False)
+            logger.warning("job %s %s: taking over a run that never finished", name, period)
+        else:
+            run_id = run.id
     if after_claim is not None:
         after_claim()
     options = signals.SignalOptions(
@@ -119,3 +128,22 @@ def run_job(
         raise
     logger.info("job %s %s: %s", name, period, result)
     return JobOutcome(name, period, ran=True, result=result)
+
+
+def _take_over_stale(session: Session, name: str, period: str) -> int | None:
+    """Claim the (job, period) run if it started long ago and never finished; its id or None."""
+    now = utcnow()
+    row = session.exec(
+        select(JobRun).where(JobRun.job == name).where(JobRun.period == period)
+    ).first()
+    if row is None or row.finished_at is not None or row.started_at > now - STALE_AFTER:
+        return None
+    claimed = session.execute(
+        update(JobRun)
+        .where(col(JobRun.id) == row.id)
+        .where(col(JobRun.finished_at).is_(None))
+        .where(col(JobRun.started_at) == row.started_at)
+        .values(started_at=now)
+    )
+    session.commit()
+    return row.id if claimed.rowcount == 1 else None

@@ -104,6 +104,9 @@ class User(SQLModel, table=True):
     slack_webhook_url: str | None = Field(default=None, max_length=1000)
     is_active: bool = True
     created_at: datetime = _ts()
+    # Console sessions issued before this instant are void (set at logout: a copied cookie
+    # dies with the session it was copied from).
+    sessions_valid_from: datetime | None = _ts_opt()
 
 
 class Account(SQLModel, table=True):

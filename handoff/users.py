@@ -10,7 +10,7 @@ from pwdlib import PasswordHash
 from sqlmodel import Session, func, select
 
 from handoff.errors import InvalidInput, NotFound
-from handoff.models import Role, User
+from handoff.models import Role, User, utcnow
 
 TOKEN_PREFIX = "tb_"  # noqa: S105 - a public prefix, not a secret
 _passwords = PasswordHash.recommended()
@@ -118,3 +118,19 @@ def set_active(session: Session, user_id: int, active: bool) -> User:
     session.add(user)
     session.flush()
     return user
+
+
+def revoke_sessions(session: Session, user: User) -> None:
+    """Void every console session of ``user`` issued until now (logout, everywhere)."""
+    user.sessions_valid_from = utcnow()
+    session.add(user)
+
+
+def session_revoked(user: User, issued_at: int) -> bool:
+    """Whether a session issued at ``issued_at`` (whole Unix seconds) was revoked.
+
+    Sessions carry whole seconds: one issued in the very second of a logout survives it
+    (so that logging in again at once works); any earlier one is refused.
+    """
+    valid_from = user.sessions_valid_from
+    return valid_from is not None and issued_at < int(valid_from.timestamp())

@@ -110,6 +110,8 @@ def _who(request: Request, state: ConsoleState, db: Session) -> Staff | None:
     user = db.get(User, session.user_id)
     if user is None or not user.is_active or user.role not in STAFF_ROLES:
         return None
+    if users.session_revoked(user, session.issued_at):
+        return None
     return Staff(user, desk.Principal.of(user), session)
 
 
@@ -287,7 +289,13 @@ def login(
 
 
 @router.post("/logout", dependencies=CSRF)
-def logout(request: Request) -> Response:
+def logout(request: Request, state: StateDep, db: DbDep) -> Response:
+    """End the session on the server too: every session of this user issued until now dies,
+    so a copied cookie is as logged out as the browser."""
+    staff = _who(request, state, db)
+    if staff is not None:
+        users.revoke_sessions(db, staff.user)
+        db.commit()
     response = _redirect(request, "/console/login", "You are logged out.")
     response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)
     return response

@@ -6,8 +6,8 @@ as base64url JSON followed by an HMAC-SHA256 signature of it (compared in consta
 Nothing secret is in the cookie; it cannot be forged or prolonged without the key. A session
 without a user (``u`` is None) exists only to carry the CSRF token of the login form. The
 user's row is read on every request, so deactivating a user or changing a role applies at
-once. Logging out deletes the cookie (a copied cookie stays valid until it expires: sessions
-are stateless).
+once. Logging out deletes the cookie and marks the user's row (``sessions_valid_from``): every
+session of that user issued before it is refused from then on, copies included.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Screenshots of the queue, a conversation and the CSM accounts page go to
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -32,7 +33,7 @@ from tests.integration.test_console import PASSWORD, PLAIN_CHAT, VIP_CHAT, seed
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

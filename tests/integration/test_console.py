@@ -219,6 +219,22 @@ def test_logout_ends_the_session(console: Console) -> None:
     assert console.client.get("/console", follow_redirects=False).status_code == 303
 
 
+def test_logout_also_kills_a_copy_of_the_session_cookie(console: Console) -> None:
+    console.login("agent")
+    copied = console.client.cookies.get(COOKIE_NAME)
+    assert copied
+    token = console.csrf("/console")
+    time.sleep(1.05)  # sessions carry whole seconds; this one is older than the logout
+    console.client.post("/console/logout", data={"csrf_token": token})
+    console.client.cookies.set(COOKIE_NAME, copied, path="/console")
+    assert console.client.get("/console", follow_redirects=False).status_code == 303
+    assert console.client.get("/console/queue.json").status_code == 401
+    # logging in again right away works: a new session, issued after the logout
+    console.client.cookies.clear()
+    console.login("agent")
+    assert console.client.get("/console", follow_redirects=False).status_code == 200
+
+
 # -------------------------------------------------------------------------------- CSRF
 @pytest.mark.parametrize("token", [None, "not-the-token", ""])
 def test_post_without_the_right_csrf_token_is_refused_and_changes_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -350,6 +351,50 @@ def test_lowering_the_vip_arr_threshold_makes_an_account_vip(admin: Admin) -> No
     assert "vip_account" in c.handoff(handoff_id).reasons
     assert 'value="2000"' in c.client.get("/console/admin").text
     assert "min_arr: 50000" in (ROOT / "data" / "policy.yaml").read_text()
+
+
+def test_an_edit_made_through_one_instance_reaches_another_and_a_broken_file_is_not_loaded(
+    admin: Admin, database_url: str, model_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = admin.console
+    other_settings = make_settings(
+        database_url,
+        model_path,
+        faq_path=admin.faq,
+        policy_path=admin.policy,
+        config_reload_seconds=0.05,
+    )
+    with TestClient(create_app(other_settings, run_worker=False)) as other:
+        models = other.app.state.services.models  # type: ignore[attr-defined]
+        assert models.config().policy.vip.min_arr == 50000
+        c.login("admin")
+        form = {
+            "vip_tiers": "enterprise, strategic",
+            "vip_min_arr": "2000",
+            "vip_qbr_within_days": "14",
+            "vip_renewal_within_days": "60",
+            "at_risk_max_health_score": "40",
+            "min_confidence": "0.5",
+        }
+        assert admin.post("/console/admin/policy", **form).status_code == 303
+        new = "NEWER ANSWER: open {{ reset_url }}"
+        assert admin.post("/console/admin/faq/password_reset", answer=new).status_code == 303
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+            models.config().policy.vip.min_arr != 2000
+            or "NEWER ANSWER" not in (models.config().intents["password_reset"].answer or "")
+        ):
+            time.sleep(0.05)
+        assert models.config().policy.vip.min_arr == 2000
+        assert models.config().intents["password_reset"].answer.startswith("NEWER ANSWER")
+
+        # a hand edit that breaks the file: the instance keeps what it had and says why
+        admin.policy.write_text("vip: [this is not, a policy", encoding="utf-8")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "does not load" not in caplog.text:
+            time.sleep(0.05)
+        assert "does not load: keeping the old" in caplog.text
+        assert models.config().policy.vip.min_arr == 2000
 
 
 # -------------------------------------------------------------------------------- model

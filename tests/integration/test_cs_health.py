@@ -28,6 +28,7 @@ from handoff.models import (
     OutboxEntry,
     UsageDaily,
     User,
+    utcnow,
 )
 from tests.integration.conftest import Service
 
@@ -450,3 +451,21 @@ def test_a_negative_customer_message_escalates_with_negative_sentiment(
         assert (message.raw or {})["sentiment"]["negativity"] >= 0.7
         handoff = s.exec(select(Handoff)).one()
         assert "negative_sentiment" in handoff.reasons
+
+
+def test_a_run_whose_process_died_is_taken_over_once_it_is_stale(engine: Engine) -> None:
+    with Session(engine) as s:
+        make_account(s, "ANY-2", None)
+        # what a SIGKILLed instance leaves: a claimed run that never finished
+        s.add(JobRun(job="daily", period="2026-01-01", started_at=utcnow() - timedelta(hours=2)))
+        s.add(JobRun(job="daily", period="2026-01-02", started_at=utcnow()))
+        s.commit()
+    stale = jobs.run_job(engine, "daily", "2026-01-01", today=TODAY)
+    running = jobs.run_job(engine, "daily", "2026-01-02", today=TODAY)
+    again = jobs.run_job(engine, "daily", "2026-01-01", today=TODAY)
+    assert (stale.ran, running.ran, again.ran) == (True, False, False)
+    assert stale.result.startswith("1 account(s) scored")
+    with Session(engine) as s:
+        runs = {r.period: r for r in s.exec(select(JobRun)).all()}
+        assert runs["2026-01-01"].finished_at is not None
+        assert runs["2026-01-02"].finished_at is None  # still someone else's, not yet stale
