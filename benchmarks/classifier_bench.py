@@ -28,6 +28,7 @@ from classifier import OUT_OF_SCOPE, IntentClassifier, Prediction, load_faq
 from classifier.calibration import answer_curve
 from classifier.evaluate import Report, evaluate
 from classifier.faq import ANSWERED_CATEGORIES
+from handoff.escalation import load_policy, strategic_term
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "benchmarks"
@@ -385,6 +386,15 @@ def faq_cross_validation(backend: str, say: Say, folds: int = 5) -> dict[str, An
         if faq.intents[label].category in {"strategic", "human"} and auto_answered(p)
     ]
     leaked = len(leaks)
+    # What the customer would see: the policy's strategic terms hand these to a person anyway.
+    policy = load_policy(ROOT / "data" / "policy.yaml")
+    after_policy = [leak for leak in leaks if strategic_term(policy, leak[0]) is None]
+    answerable = [
+        t
+        for t, label in zip(texts, labels, strict=True)
+        if faq.intents[label].category in ANSWERED_CATEGORIES
+    ]
+    over_escalated = sum(1 for t in answerable if strategic_term(policy, t) is not None)
     return {
         "n": len(texts),
         "n_intents": len(faq.intents),
@@ -397,6 +407,9 @@ def faq_cross_validation(backend: str, say: Say, folds: int = 5) -> dict[str, An
         "sensitive_auto_answered": leaked,
         "sensitive_share": leaked / max(len(sensitive), 1),
         "leaks": leaks,
+        "leaks_after_policy": after_policy,
+        "n_answerable": len(answerable),
+        "answerable_caught_by_terms": over_escalated,
     }
 
 
@@ -548,6 +561,15 @@ def target_lines(results: dict[str, Any]) -> list[str]:
             f"- {backend}: strategic/human FAQ messages auto-answered ≈ 0 (≤ {SAFETY_TARGET:.0%}):"
             f" {f['sensitive_auto_answered']} of {f['n_sensitive']} ({pct(f['sensitive_share'])})"
             f" — {verdict(ok)}." + ("" if ok else " " + CLOSERS["safety"])
+        )
+        after = len(f.get("leaks_after_policy", f["leaks"]))
+        share = after / max(f["n_sensitive"], 1)
+        lines.append(
+            f"- {backend}: the same after the policy's strategic terms (what a customer gets): "
+            f"{after} of {f['n_sensitive']} ({pct(share)}) — {verdict(share <= SAFETY_TARGET)} "
+            "(in-sample: the terms were chosen after reading the leaks); their cost: "
+            f"{f.get('answerable_caught_by_terms', 0)} of {f.get('n_answerable', 0)} answerable "
+            "FAQ examples would be handed to a person by them."
         )
     if quick:
         lines.insert(0, "- *Quick smoke run on subsets: these verdicts are indicative only.*")
@@ -736,19 +758,24 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
         "predicts the held-out fifth. *Auto-answered* means the predicted intent passed the "
         "threshold and its category is `faq` or `smalltalk` (before the escalation policy, "
         "which can only hand off more). The safety figure counts messages whose true intent is "
-        "`strategic` or `human` that would have received an automatic answer.",
+        "`strategic` or `human` that would have received an automatic answer, by the classifier "
+        "alone and after the policy's `strategic_terms` guard (data/policy.yaml), which hands "
+        "any message naming GDPR, a lawyer, a vulnerability, a refund, cancelling... to a "
+        "person. Honesty note: those terms were chosen after reading the classifier's leaks "
+        "below, so the second figure is in-sample; new phrasings are the blind test.",
         "",
         "| backend | messages | accuracy | macro-F1 | coverage | precision | out_of_scope "
-        "refused | strategic/human auto-answered |",
-        "|---|---|---|---|---|---|---|---|",
+        "refused | strategic/human auto-answered | after the policy's terms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         f = backends[name].faq
+        after = len(f.get("leaks_after_policy", f["leaks"]))
         out.append(
             f"| {name} | {f['n']:,} ({f['n_intents']} intents) | {pct(f['accuracy'])} "
             f"| {f['macro_f1']:.4f} | {pct(f['coverage'])} | {pct(f['precision'])} "
             f"| {pct(f['refusal'])} | {f['sensitive_auto_answered']} of {f['n_sensitive']} "
-            f"({pct(f['sensitive_share'])}) |"
+            f"({pct(f['sensitive_share'])}) | {after} of {f['n_sensitive']} |"
         )
     for name in names:
         leaks = backends[name].faq["leaks"]

@@ -255,15 +255,11 @@ def run(quick: bool, postgres: bool, say: Say) -> dict[str, Any]:
         series = [
             measure("triagebot (SQLite)", [triagebot.port], runs, seconds, 1, say, [triagebot], rss)
         ]
-        steady = [
-            steady_latency(
-                "triagebot (SQLite)", [triagebot.port], fake, steady_seconds, 90_000_000_000, say
-            )
-        ]
-        # and at a rate this machine sustains (half the measured capacity): the latency a
-        # customer sees when the service is not saturated
+        # First at a rate this machine sustains (half the measured capacity): the latency a
+        # customer sees when the service is not saturated. Then at 500/s, which leaves a
+        # backlog behind (so it goes last).
         light = sustainable_rate(series[0].median("rps"))
-        steady.append(
+        steady = [
             steady_latency(
                 "triagebot (SQLite)",
                 [triagebot.port],
@@ -272,8 +268,11 @@ def run(quick: bool, postgres: bool, say: Say) -> dict[str, Any]:
                 90_500_000_000,
                 say,
                 rate=light,
-            )
-        )
+            ),
+            steady_latency(
+                "triagebot (SQLite)", [triagebot.port], fake, steady_seconds, 90_000_000_000, say
+            ),
+        ]
         rss.append(triagebot.rss_mb())
         triagebot.stop()
 
@@ -311,8 +310,9 @@ def run(quick: bool, postgres: bool, say: Say) -> dict[str, Any]:
                         ports,
                         fake,
                         steady_seconds,
-                        91_000_000_000,
+                        91_500_000_000,
                         say,
+                        rate=sustainable_rate(series[-1].median("rps")),
                     )
                 )
                 steady.append(
@@ -321,9 +321,8 @@ def run(quick: bool, postgres: bool, say: Say) -> dict[str, Any]:
                         ports,
                         fake,
                         steady_seconds,
-                        91_500_000_000,
+                        91_000_000_000,
                         say,
-                        rate=sustainable_rate(series[-1].median("rps")),
                     )
                 )
                 rss_pg.extend(p.rss_mb() for p in pair)
@@ -452,8 +451,8 @@ WHY = [
     "worker processes per host (the outbox and the jobs are already safe across instances;",
     "the web chat's live stream is in-process and would need a shared channel first). Two",
     "fixes were measured here: SQLite writers now queue on a lock in the process instead of",
-    "in SQLite's sleeping busy handler (p99 under wrk 2.3-4.0 s → about 1.2 s), and answer",
-    "templates are compiled once instead of per message.",
+    "in SQLite's sleeping busy handler, and answer templates are compiled once instead of per",
+    "message (together, on SQLite under wrk: 76 → about 95 req/s, p99 2.3 s → under 1 s).",
 ]
 
 

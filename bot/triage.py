@@ -348,6 +348,7 @@ class _Flow:
             requested_human=requested_human,
             didnt_help=didnt_help,
             same_intent_recent=same_recent,
+            strategic_term=escalation.strategic_term(self.cfg.policy, self.message.text),
         )
         decision = escalation.decide(
             self.cfg.policy, facts, context.account_facts(self.account), utcnow().date()

@@ -8,6 +8,11 @@ Reason codes: ``requested_human``, ``strategic_intent``, ``low_confidence``,
 ``negative_sentiment``, ``repeated_contact``, ``vip_account``, ``at_risk_account``,
 ``renewal_window``.
 
+A message that names a sensitive topic from ``strategic_terms`` (GDPR, a lawyer, a security
+vulnerability, a refund, cancelling...) is ``strategic_intent`` whatever the classifier
+thought: a deterministic guard against the classifier's confident mistakes on the cases
+where an automatic answer costs the most.
+
 Priorities: P1 for a VIP or at-risk account with anything strategic, negative, repeated or
 uncertain (or asking for a person); P2 for strategic, negative or repeated problems, or an
 account in its renewal window; P3 otherwise.
@@ -16,8 +21,10 @@ account in its renewal window; P3 otherwise.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +102,8 @@ class PolicyConfig(_Strict):
     renewal_window_days: int = 90
     rate_limit: RateLimitPolicy = RateLimitPolicy()
     sla_minutes: dict[int, int] = {1: 15, 2: 60, 3: 240}
+    # Words or phrases (case-insensitive, whole words, any spacing) that always reach a person.
+    strategic_terms: list[str] = Field(default_factory=list, max_length=500)
 
 
 def load_policy(path: str | Path) -> PolicyConfig:
@@ -104,6 +113,24 @@ def load_policy(path: str | Path) -> PolicyConfig:
         return PolicyConfig.model_validate(data)
     except Exception as exc:  # pydantic.ValidationError: re-raised with the file named
         raise ValueError(f"invalid escalation policy {path}: {exc}") from exc
+
+
+@lru_cache(maxsize=16)
+def _terms_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    words = [t.split() for t in terms if t.strip()]
+    if not words:
+        return None
+    phrases = sorted((r"\s+".join(map(re.escape, w)) for w in words), key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(phrases) + r")(?!\w)", re.IGNORECASE)
+
+
+def strategic_term(policy: PolicyConfig, text: str | None) -> str | None:
+    """The first of the policy's ``strategic_terms`` that ``text`` names, else None."""
+    pattern = _terms_pattern(tuple(policy.strategic_terms))
+    if pattern is None or not text:
+        return None
+    found = pattern.search(text)
+    return found.group(0) if found else None
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,7 @@ class MessageFacts:
     requested_human: bool = False  # /human, a "talk to a person" button
     didnt_help: bool = False  # the customer said the last answer did not help
     same_intent_recent: int = 0  # earlier messages with this intent in the window
+    strategic_term: str | None = None  # a policy strategic term the text names
 
 
 @dataclass(frozen=True)
@@ -182,7 +210,7 @@ def decide(
     reasons: list[Reason] = []
     if message.requested_human or message.category in policy.human_categories:
         reasons.append(Reason.requested_human)
-    if message.category in policy.strategic_categories:
+    if message.category in policy.strategic_categories or message.strategic_term:
         reasons.append(Reason.strategic_intent)
     answerable = message.category in policy.answerable_categories
     if (

@@ -47,6 +47,21 @@ def test_asking_for_a_person_creates_a_handoff_and_tells_the_customer(service: S
     assert "person will reply" in service.fake.texts(1003)[0]
 
 
+def test_a_strategic_term_reaches_a_person_even_when_the_classifier_sees_an_faq(
+    service: Service,
+) -> None:
+    text = "export everything, our lawyer asked for it"
+    response = service.post_update(tg_text_update(1010, text))
+    assert response.json()["action"] == "escalated"
+    with Session(service.services.engine) as session:
+        message = session.exec(select(Message).where(Message.text == text)).one()
+        handoff = session.exec(select(Handoff)).one()
+    assert message.intent == "data_export"  # what the classifier made of it
+    assert "strategic_intent" in handoff.reasons and handoff.priority == 2
+    service.fake.wait_for(lambda f: len(f.texts(1010)) == 1)
+    assert "person will reply" in service.fake.texts(1010)[0]
+
+
 def test_same_update_twice_is_stored_once_and_answered_once(service: Service) -> None:
     update = tg_text_update(1004, "where can I download my invoices?")
     first = service.post_update(update)

@@ -15,6 +15,7 @@ from handoff.escalation import (
     Reason,
     decide,
     load_policy,
+    strategic_term,
 )
 
 TODAY = date(2026, 11, 25)
@@ -29,6 +30,9 @@ AGAIN = MessageFacts(intent="bug_report", category="faq", confidence=0.9, same_i
 DIDNT_HELP = MessageFacts(intent=None, category=None, confidence=0.0, didnt_help=True)
 GREETING = MessageFacts(intent="greeting", category="smalltalk", confidence=0.99)
 WEAK = MessageFacts(intent="invoice_request", category="faq", confidence=0.4)
+GDPR_AS_FAQ = MessageFacts(
+    intent="delete_account_data", category="faq", confidence=0.97, strategic_term="GDPR"
+)
 
 NORMAL = AccountFacts(tier="smb", arr=4800, renewal_date=TODAY + timedelta(days=300))
 VIP_TIER = AccountFacts(tier="enterprise", arr=10_000)
@@ -118,6 +122,15 @@ CASES = [
         False,
     ),
     ("QBR in the past is not VIP", FAQ, QBR_PAST, Action.answer, None, set(), False),
+    (
+        "a strategic term overrides a confident FAQ: P2",
+        GDPR_AS_FAQ,
+        NORMAL,
+        Action.escalate,
+        2,
+        {R.strategic_intent},
+        False,
+    ),
 ]
 
 
@@ -152,3 +165,37 @@ def test_unknown_policy_key_is_refused(tmp_path) -> None:
 
 def test_default_config_matches_shipped_policy_file() -> None:
     assert PolicyConfig().vip.qbr_within_days == POLICY.vip.qbr_within_days == 14
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("gdpr deletion", "gdpr"),
+        ("Please delete all personal data under GDPR.", "GDPR"),
+        ("I found a security   Vulnerability in your app", "Vulnerability"),
+        ("can we pen test your app", "pen test"),
+        ("stop charging my card!", "stop charging"),
+        ("we need fewer seats", "fewer seats"),
+        ("We will not renew", "not renew"),
+        ("our lawyer will contact you", "lawyer"),
+    ],
+)
+def test_shipped_strategic_terms_are_found_in_running_text(text: str, term: str) -> None:
+    assert strategic_term(POLICY, text) == term
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do I reset my password?",
+        "how do I delete my data export file",
+        "the issue is pending",  # "sue" inside a word does not count
+        "how do I cancel an invitation?",
+    ],
+)
+def test_ordinary_questions_name_no_strategic_term(text: str) -> None:
+    assert strategic_term(POLICY, text) is None
+
+
+def test_no_terms_configured_matches_nothing() -> None:
+    assert strategic_term(PolicyConfig(), "gdpr lawyer refund") is None
