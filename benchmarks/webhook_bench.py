@@ -154,6 +154,24 @@ async def _open_loop(ports: list[int], rate: float, seconds: float, first_chat: 
     return results
 
 
+def wait_quiet(fake: Proc, say: Say, quiet: float = 3.0, limit: float = 300.0) -> None:
+    """Wait until the replies queued by earlier runs have all been sent (the fake Bot API saw
+    nothing new for ``quiet`` seconds), so that a latency run does not queue behind them."""
+    started = time.monotonic()
+    last, since = -1, time.monotonic()
+    while time.monotonic() - started < limit:
+        count = len(harness.fake_records(fake))
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            waited = time.monotonic() - started - quiet
+            if waited > 1:
+                say(f"waited {waited:.0f} s for earlier replies to drain")
+            return
+        time.sleep(0.5)
+    say(f"earlier replies still draining after {limit:.0f} s")
+
+
 def steady_latency(
     name: str,
     ports: list[int],
@@ -163,6 +181,7 @@ def steady_latency(
     say: Say,
     rate: float = STEADY_RATE,
 ) -> SteadyResult:
+    wait_quiet(fake, say)
     harness.reset_fake(fake)
     results = asyncio.run(_open_loop(ports, rate, seconds, first_chat))
     sent = {r[0]: r[1] for r in results}
