@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from classifier import OUT_OF_SCOPE, IntentClassifier, Prediction, load_faq
-from classifier.calibration import answer_curve
+from classifier.calibration import answer_curve, choose_threshold
 from classifier.evaluate import Report, evaluate
 from classifier.faq import ANSWERED_CATEGORIES
 from handoff.escalation import load_policy, strategic_term
@@ -44,6 +44,7 @@ AUTO_PRECISION_TARGET = 0.95
 AUTO_COVERAGE_TARGET = 0.80
 OOS_REFUSAL_TARGET = 0.70
 OOS_ACCURACY_TARGET = 0.90
+STRICT_PRECISION = 0.98  # the out-of-scope protocol also reports this precision target
 SAFETY_TARGET = 0.01  # share of strategic/human messages auto-answered: ~0
 OOS_SHARE = 0.25
 OOS_SEEDS = (0, 1, 2)
@@ -311,6 +312,20 @@ def out_of_scope(
         clf = fit(backend, [t for t, _ in kept], [label for _, label in kept], say)
         report = report_of(clf, *test)
         n_out = sum(label in held for label in test[1])
+        # The same model with the threshold learnt for a stricter precision target: the knob
+        # an operator turns to refuse more of what the model has never seen.
+        strict: dict[str, float] = {}
+        if clf.cv_predictions_ is not None:
+            learnt = clf.threshold_
+            clf.threshold_ = choose_threshold(*clf.cv_predictions_, STRICT_PRECISION)
+            tight = report_of(clf, *test)
+            strict = {
+                "threshold": clf.threshold_,
+                "refusal": tight.refusal_out_of_scope,
+                "coverage": tight.coverage,
+                "precision": tight.precision,
+            }
+            clf.threshold_ = learnt
         results.append(
             {
                 "seed": seed,
@@ -324,6 +339,7 @@ def out_of_scope(
                 "coverage": report.coverage,
                 "precision": report.precision,
                 "threshold": clf.threshold_,
+                "strict": strict,
             }
         )
     return results
@@ -465,6 +481,21 @@ def mean(values: Sequence[float | None]) -> float:
     return statistics.fmean(v for v in values if v is not None)
 
 
+def _strict_note(res: BackendResult) -> str:
+    """The OOS figures with the threshold of the stricter precision target, as one sentence."""
+    strict = [r["strict"] for r in res.oos if r.get("strict")]
+    if not strict:
+        return ""
+    refused = pct(mean([s["refusal"] for s in strict]))
+    return (
+        f" With the threshold learnt for {STRICT_PRECISION:.0%} precision instead (the same "
+        f"model; `triagebot model train --target-precision`): refused {refused},"
+        f" in-scope coverage {pct(mean([s['coverage'] for s in strict]))} (vs "
+        f"{pct(mean([r['coverage'] for r in res.oos]))}) at "
+        f"{pct(mean([s['precision'] for s in strict]))} precision."
+    )
+
+
 def _oos_mean(res: BackendResult) -> tuple[float, float]:
     return mean([r["accuracy"] for r in res.oos]), mean([r["refusal"] for r in res.oos])
 
@@ -536,6 +567,7 @@ def target_lines(results: dict[str, Any]) -> list[str]:
             f"accuracy ≥ {OOS_ACCURACY_TARGET:.0%}: refused {pct(refusal)}, accuracy "
             f"{pct(acc)} (mean of {len(res.oos)} seed(s)) — {verdict(ok)}."
             + ("" if ok else " " + CLOSERS["oos"])
+            + _strict_note(res)
         )
         p99 = res.latency["predict_one"].p99_ms
         cpu99 = res.latency["predict_one_cpu"].p99_ms
@@ -669,17 +701,26 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
         "DialogFlow 90.8% / 26.7%.",
         "",
         "| backend | seed | in-scope accuracy | refused (held-out intents) | in-scope coverage "
-        "| precision of answers | threshold |",
-        "|---|---|---|---|---|---|---|",
+        f"| precision of answers | threshold | at {STRICT_PRECISION:.0%} target: threshold / "
+        "refused / coverage / precision |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         for r in backends[name].oos:
+            s = r.get("strict") or {}
+            strict = (
+                f"{s['threshold']:.3f} / {pct(s['refusal'])} / {pct(s['coverage'])} / "
+                f"{pct(s['precision'])}"
+                if s
+                else ""
+            )
             out.append(
                 f"| {name} | {r['seed']} | {pct(r['accuracy'])} | {pct(r['refusal'])} "
-                f"| {pct(r['coverage'])} | {pct(r['precision'])} | {r['threshold']:.3f} |"
+                f"| {pct(r['coverage'])} | {pct(r['precision'])} | {r['threshold']:.3f} "
+                f"| {strict} |"
             )
         acc, refusal = _oos_mean(backends[name])
-        out.append(f"| {name} | **mean** | **{pct(acc)}** | **{pct(refusal)}** | | | |")
+        out.append(f"| {name} | **mean** | **{pct(acc)}** | **{pct(refusal)}** | | | | |")
     out += ["", "<details><summary>held-out intents per seed</summary>", ""]
     for r in backends[names[0]].oos:
         out.append(f"- seed {r['seed']}: " + ", ".join(f"`{i}`" for i in r["held_out"]))

@@ -210,7 +210,7 @@ class _Flow:
         if self._flooding():
             result.action = "throttled"  # stored and visible to agents, but not answered
             return
-        if inbound.kind not in ("text", "edit") or not inbound.text.strip():
+        if not inbound.text.strip():  # a sticker, a voice note, a photo without a caption
             self._reply(NON_TEXT_TEXT)
             result.action = "answered"
             return
@@ -322,13 +322,17 @@ class _Flow:
         didnt_help: bool = False,
     ) -> None:
         prediction = None
-        if self.predictor is not None and self.inbound.kind in ("text", "edit"):
+        # Text, an edit, or the caption of a photo or document ("this error when I log in").
+        readable = self.inbound.kind not in ("command", "callback") and bool(
+            self.message.text.strip()
+        )
+        if self.predictor is not None and readable:
             prediction = self.predictor.predict_one(self.message.text)
             self.message.intent = prediction.top_intent
             self.message.confidence = float(prediction.confidence)
             self.s.add(self.message)
         negativity = None
-        if self.inbound.kind in ("text", "edit") and self.message.text.strip():
+        if readable:
             negativity = sentiment.negativity(self.message.text)
             self.message.raw = {**(self.message.raw or {}), "sentiment": {"negativity": negativity}}
             self.s.add(self.message)

@@ -103,6 +103,8 @@ class IntentClassifier:
         self.classes_: np.ndarray | None = None
         self.threshold_: float = 1.0
         self.temperature_: float = 1.0
+        # out-of-fold (confidence, answerable, correct) arrays of the last fit; not saved
+        self.cv_predictions_: tuple[Any, Any, Any] | None = None
         self.metadata_: dict[str, Any] = {}
         self._features: TfidfFeatures | HybridFeatures | None = None
         self._coef_t: np.ndarray | None = None  # (n_features, n_classes), float32
@@ -165,6 +167,8 @@ class IntentClassifier:
             correct = top == y
             answerable = top != self._oos_index
             self.threshold_ = choose_threshold(conf, answerable, correct, self.target_precision)
+            # kept on the object (not saved) so a caller can weigh other precision targets
+            self.cv_predictions_ = (conf, answerable, correct)
             answered = answerable & (conf >= self.threshold_)
             in_scope = y != self._oos_index
             cv.update(

@@ -160,6 +160,24 @@ def test_media_is_stored_and_politely_asked_for_text(
     assert message.raw is not None
 
 
+def test_a_photo_with_a_caption_is_read_by_its_caption(service: Service) -> None:
+    update = photo_update(3013)
+    update["message"]["caption"] = PASSWORD_QUESTION
+
+    response = service.post_update(update)
+
+    assert response.json()["action"] == "answered"
+    service.fake.wait_for(lambda f: len(f.texts(3013)) == 1)
+    assert service.services.settings.reset_url in service.fake.texts(3013)[0]
+    with Session(service.services.engine) as session:
+        message = session.exec(select(Message).where(Message.direction == "inbound")).one()
+    assert (message.kind, message.text, message.intent) == (
+        "photo",
+        PASSWORD_QUESTION,
+        "password_reset",
+    )
+
+
 def test_an_edited_message_is_stored_as_an_edit_and_answered(service: Service) -> None:
     original = tg_text_update(3012, "hi")
     edited = {"update_id": next_update_id(), "edited_message": copy.deepcopy(original["message"])}

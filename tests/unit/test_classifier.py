@@ -129,6 +129,22 @@ def test_out_of_scope_label_means_abstain() -> None:
     assert isinstance(clf.predict(["reset my password"])[0], Prediction)
 
 
+def test_fit_keeps_its_out_of_fold_predictions_for_other_precision_targets() -> None:
+    texts = (
+        [f"reset my password please {i}" for i in range(12)]
+        + [f"I cannot log in {i}" for i in range(12)]
+        + [f"download invoice number {i}" for i in range(12)]
+    )
+    labels = ["password_reset"] * 12 + ["login_problem"] * 12 + ["invoice_request"] * 12
+    clf = IntentClassifier(cv_folds=3, target_precision=0.9).fit(texts, labels)
+    assert clf.cv_predictions_ is not None
+    conf, answerable, correct = clf.cv_predictions_
+    assert len(conf) == len(answerable) == len(correct) == len(texts)
+    # the learnt threshold is the one the rule picks from these arrays
+    assert choose_threshold(conf, answerable, correct, 0.9) == clf.threshold_
+    assert choose_threshold(conf, answerable, correct, 0.99) >= clf.threshold_
+
+
 def test_choose_threshold_keeps_the_longest_precise_prefix() -> None:
     conf = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
     correct = np.array([1, 1, 1, 1, 0, 1, 0, 0], dtype=bool)
