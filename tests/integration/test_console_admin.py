@@ -29,6 +29,15 @@ from tests.integration.test_console import PASSWORD, PLAIN_CHAT, VIP_CHAT, Conso
 
 ANON_CHAT = 6009
 FAQ_FILE = "intents.yaml"
+# The admin policy form with the VIP ARR threshold lowered to 2,000 (the rest as shipped).
+VIP_ARR_2000 = {
+    "vip_tiers": "enterprise, strategic",
+    "vip_min_arr": "2000",
+    "vip_qbr_within_days": "14",
+    "vip_renewal_within_days": "60",
+    "at_risk_max_health_score": "40",
+    "min_confidence": "0.5",
+}
 
 
 @dataclass
@@ -332,14 +341,7 @@ def test_lowering_the_vip_arr_threshold_makes_an_account_vip(admin: Admin) -> No
     policy = services.models.config().policy
     assert escalation.Reason.vip_account not in escalation.account_flags(policy, facts, today)
     c.login("admin")
-    form = {
-        "vip_tiers": "enterprise, strategic",
-        "vip_min_arr": "2000",
-        "vip_qbr_within_days": "14",
-        "vip_renewal_within_days": "60",
-        "at_risk_max_health_score": "40",
-        "min_confidence": "0.5",
-    }
+    form = dict(VIP_ARR_2000)
     refused = admin.post("/console/admin/policy", **{**form, "min_confidence": "2"})
     assert "Not saved" in c.client.get(refused.headers["location"]).text
     assert "min_arr: 50000" in admin.policy.read_text()
@@ -368,14 +370,7 @@ def test_an_edit_made_through_one_instance_reaches_another_and_a_broken_file_is_
         models = other.app.state.services.models  # type: ignore[attr-defined]
         assert models.config().policy.vip.min_arr == 50000
         c.login("admin")
-        form = {
-            "vip_tiers": "enterprise, strategic",
-            "vip_min_arr": "2000",
-            "vip_qbr_within_days": "14",
-            "vip_renewal_within_days": "60",
-            "at_risk_max_health_score": "40",
-            "min_confidence": "0.5",
-        }
+        form = dict(VIP_ARR_2000)
         assert admin.post("/console/admin/policy", **form).status_code == 303
         new = "NEWER ANSWER: open {{ reset_url }}"
         assert admin.post("/console/admin/faq/password_reset", answer=new).status_code == 303
