@@ -1,4 +1,4 @@
-"""Edit the escalation thresholds of ``policy.yaml`` without a redeploy.
+"""Edit the escalation thresholds and the strategic terms of ``policy.yaml`` without a redeploy.
 
 The editable values are the VIP rule (tiers, minimum ARR, QBR and renewal within N days),
 the at-risk maximum health score and the low-confidence threshold (``min_confidence``). The
@@ -170,3 +170,77 @@ def save_thresholds(policy_path: Path, thresholds: Thresholds) -> PolicyConfig:
         _write_atomically(path, new_text)
     logger.info("escalation thresholds changed in %s", path.name)
     return policy
+
+
+MAX_TERMS = 500
+MAX_TERM_CHARS = 100
+
+
+def clean_terms(raw: str) -> list[str]:
+    """One term per line: trimmed, inner spacing collapsed, duplicates (any case) dropped."""
+    terms: list[str] = []
+    seen: set[str] = set()
+    for line in raw.splitlines():
+        term = " ".join(line.split())
+        if not term:
+            continue
+        if len(term) > MAX_TERM_CHARS:
+            raise InvalidInput(f"a term is at most {MAX_TERM_CHARS} characters: {term[:40]}…")
+        if not term.isprintable() or not any(ch.isalnum() for ch in term):
+            raise InvalidInput(
+                f"a term needs letters or digits and no control characters: {term!r}"
+            )
+        if term.lower() not in seen:
+            seen.add(term.lower())
+            terms.append(term)
+    if len(terms) > MAX_TERMS:
+        raise InvalidInput(f"at most {MAX_TERMS} terms")
+    return terms
+
+
+def _replace_terms_block(lines: list[str], terms: list[str]) -> bool:
+    """Replace the top-level ``strategic_terms:`` entry and its ``  - item`` lines."""
+    block = (
+        ["strategic_terms:\n", *(f"  - {_flow(t)}\n" for t in terms)]
+        if terms
+        else ["strategic_terms: []\n"]
+    )
+    for i, line in enumerate(lines):
+        if re.match(r"^strategic_terms:", line):
+            end = i + 1
+            while end < len(lines) and re.match(r"^\s+-\s", lines[end]):
+                end += 1
+            lines[i:end] = block
+            return True
+    return False
+
+
+def save_strategic_terms(policy_path: Path, terms: list[str]) -> PolicyConfig:
+    """Write the policy's ``strategic_terms`` (validated, atomic; other lines and comments
+    kept) and return the policy."""
+    path = Path(policy_path)
+    with _write_lock:
+        text = path.read_text(encoding="utf-8")
+        data: dict[str, Any] = yaml.safe_load(text) or {}
+        data["strategic_terms"] = list(terms)
+        policy = _validate(data)
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        if not _replace_terms_block(lines, terms):
+            lines += ["\n", *_terms_lines(terms)]
+        new_text = "".join(lines)
+        if yaml.safe_load(new_text) != data:
+            logger.info("policy file layout not recognised: rewriting it whole")
+            body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+            new_text = _header(text) + body
+        _write_atomically(path, new_text)
+    logger.info("strategic terms changed in %s (%d terms)", path.name, len(terms))
+    return policy
+
+
+def _terms_lines(terms: list[str]) -> list[str]:
+    """The ``strategic_terms`` block on its own (for a file that has none yet)."""
+    lines = ["strategic_terms:\n"]
+    _replace_terms_block(lines, terms)
+    return lines

@@ -28,7 +28,7 @@ from classifier.faq_edit import set_answer
 from handoff import users
 from handoff.errors import InvalidInput, TriageError
 from handoff.models import Role, User
-from handoff.policy_edit import Thresholds, save_thresholds
+from handoff.policy_edit import Thresholds, clean_terms, save_strategic_terms, save_thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def _admin_values(request: Request, services: Any, db: Any, **extra: Any) -> dic
         "roles": [r.value for r in Role],
         "intents": intents,
         "thresholds": Thresholds.of(policy),
+        "strategic_terms": list(policy.strategic_terms),
         "model": _model(services, request.app.state.retrainer),
         "faq_file": Path(services.settings.faq_path).name,
         "token": None,
@@ -262,6 +263,26 @@ def edit_policy(
         return _redirect(request, f"{ADMIN_URL}#policy", f"Not saved: {exc}", "error")
     services.models.load()
     return _redirect(request, f"{ADMIN_URL}#policy", "Escalation thresholds saved.")
+
+
+@router.post("/admin/strategic-terms", dependencies=CSRF)
+def edit_strategic_terms(
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    terms: Annotated[str, Form(max_length=60_000)] = "",
+) -> Response:
+    """One term per line; a message naming any of them always reaches a person."""
+    if not _is_admin(staff):
+        return _forbidden(request, staff)
+    try:
+        cleaned = clean_terms(terms)
+        save_strategic_terms(Path(services.settings.policy_path), cleaned)
+    except InvalidInput as exc:
+        return _redirect(request, f"{ADMIN_URL}#terms", f"Not saved: {exc}", "error")
+    services.models.load()
+    return _redirect(request, f"{ADMIN_URL}#terms", f"Strategic terms saved ({len(cleaned)}).")
 
 
 @router.post("/admin/model/retrain", dependencies=CSRF)

@@ -235,12 +235,14 @@ def test_admin_page_is_refused_to_agents_and_csms_and_csrf_is_required(admin: Ad
                        password=PASSWORD)  # fmt: skip
         assert r.status_code == 403
         assert admin.post("/console/admin/model/retrain").status_code == 403
+        assert admin.post("/console/admin/strategic-terms", terms="x").status_code == 403
     c.login("admin")
     before = admin.policy.read_bytes()
     for path, form in (
         ("/console/admin/users", {"email": "x@t.test", "name": "X", "role": "admin"}),
         ("/console/admin/policy", {"vip_min_arr": "1"}),
         ("/console/admin/faq/password_reset", {"answer": "forged"}),
+        ("/console/admin/strategic-terms", {"terms": "forged"}),
         (f"/console/admin/users/{c.ids['agent']}/active", {"active": "0"}),
     ):
         assert c.client.post(path, data={**form, "password": PASSWORD}).status_code == 403
@@ -353,6 +355,38 @@ def test_lowering_the_vip_arr_threshold_makes_an_account_vip(admin: Admin) -> No
     assert "vip_account" in c.handoff(handoff_id).reasons
     assert 'value="2000"' in c.client.get("/console/admin").text
     assert "min_arr: 50000" in (ROOT / "data" / "policy.yaml").read_text()
+
+
+def test_admin_edits_the_strategic_terms_and_the_next_message_obeys_them(admin: Admin) -> None:
+    c = admin.console
+    text = "export everything, our auditor asked for it"
+    assert c.customer(PLAIN_CHAT, text).json()["action"] == "answered"  # data_export FAQ
+    c.login("admin")
+    page = c.client.get("/console/admin").text
+    assert "gdpr" in page and 'id="terms"' in page
+
+    r = admin.post("/console/admin/strategic-terms", terms="gdpr\n  our   Auditor \n\nGDPR\n")
+    assert r.status_code == 303
+    assert "Strategic terms saved (2)." in c.client.get("/console/admin").text
+    saved = admin.policy.read_text()
+    assert "strategic_terms:\n  - gdpr\n  - our Auditor\n" in saved
+    assert "# Words and phrases that always reach a person" in saved  # comments kept
+    assert "min_arr: 50000" in saved  # the rest untouched
+    assert (
+        c.customer(PLAIN_CHAT, "export everything, our auditor asked again").json()["action"]
+        == "escalated"
+    )
+    with Session(c.engine) as s:
+        handoff = s.exec(select(Handoff).order_by(Handoff.id.desc())).first()  # type: ignore[union-attr]
+    assert handoff is not None and "strategic_intent" in handoff.reasons
+
+    before = admin.policy.read_bytes()
+    refused = admin.post("/console/admin/strategic-terms", terms="ok\n" + "x" * 101)
+    assert (
+        "Not saved: a term is at most 100 characters"
+        in c.client.get(refused.headers["location"]).text
+    )
+    assert admin.policy.read_bytes() == before
 
 
 def test_an_edit_made_through_one_instance_reaches_another_and_a_broken_file_is_not_loaded(
