@@ -332,9 +332,14 @@ class _Flow:
             self.message.confidence = float(prediction.confidence)
             self.s.add(self.message)
         negativity = None
+        term = None
         if readable:
             negativity = sentiment.negativity(self.message.text)
-            self.message.raw = {**(self.message.raw or {}), "sentiment": {"negativity": negativity}}
+            term = escalation.strategic_term(self.cfg.policy, self.message.text)
+            extra: dict[str, Any] = {"sentiment": {"negativity": negativity}}
+            if term:  # shown to agents: why a plain-looking question reached them
+                extra["strategic_term"] = term
+            self.message.raw = {**(self.message.raw or {}), **extra}
             self.s.add(self.message)
         intent = prediction.intent if prediction is not None else None
         info = self.cfg.intents.get(intent) if intent else None
@@ -352,7 +357,7 @@ class _Flow:
             requested_human=requested_human,
             didnt_help=didnt_help,
             same_intent_recent=same_recent,
-            strategic_term=escalation.strategic_term(self.cfg.policy, self.message.text),
+            strategic_term=term,
         )
         decision = escalation.decide(
             self.cfg.policy, facts, context.account_facts(self.account), utcnow().date()

@@ -198,19 +198,21 @@ def clean_terms(raw: str) -> list[str]:
     return terms
 
 
+def _terms_block(terms: list[str]) -> list[str]:
+    """The ``strategic_terms`` entry as YAML lines, one ``  - term`` per term."""
+    if not terms:
+        return ["strategic_terms: []\n"]
+    return ["strategic_terms:\n", *(f"  - {_flow(t)}\n" for t in terms)]
+
+
 def _replace_terms_block(lines: list[str], terms: list[str]) -> bool:
     """Replace the top-level ``strategic_terms:`` entry and its ``  - item`` lines."""
-    block = (
-        ["strategic_terms:\n", *(f"  - {_flow(t)}\n" for t in terms)]
-        if terms
-        else ["strategic_terms: []\n"]
-    )
     for i, line in enumerate(lines):
         if re.match(r"^strategic_terms:", line):
             end = i + 1
             while end < len(lines) and re.match(r"^\s+-\s", lines[end]):
                 end += 1
-            lines[i:end] = block
+            lines[i:end] = _terms_block(terms)
             return True
     return False
 
@@ -228,7 +230,7 @@ def save_strategic_terms(policy_path: Path, terms: list[str]) -> PolicyConfig:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         if not _replace_terms_block(lines, terms):
-            lines += ["\n", *_terms_lines(terms)]
+            lines += ["\n", *_terms_block(terms)]
         new_text = "".join(lines)
         if yaml.safe_load(new_text) != data:
             logger.info("policy file layout not recognised: rewriting it whole")
@@ -237,10 +239,3 @@ def save_strategic_terms(policy_path: Path, terms: list[str]) -> PolicyConfig:
         _write_atomically(path, new_text)
     logger.info("strategic terms changed in %s (%d terms)", path.name, len(terms))
     return policy
-
-
-def _terms_lines(terms: list[str]) -> list[str]:
-    """The ``strategic_terms`` block on its own (for a file that has none yet)."""
-    lines = ["strategic_terms:\n"]
-    _replace_terms_block(lines, terms)
-    return lines

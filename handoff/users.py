@@ -115,6 +115,8 @@ def set_active(session: Session, user_id: int, active: bool) -> User:
     if not active and user.role == Role.admin.value and _other_active_admins(session, user) == 0:
         raise InvalidInput("the last active admin cannot be deactivated")
     user.is_active = active
+    if not active:  # reactivating later must not bring back the sessions open today
+        revoke_sessions(session, user)
     session.add(user)
     session.flush()
     return user

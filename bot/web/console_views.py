@@ -149,6 +149,8 @@ def message_line(
             if kind == "customer" and message.confidence is not None
             else ""
         ),
+        # the policy's strategic term the customer named (why it reached a person)
+        "term": str((message.raw or {}).get("strategic_term") or "") if kind == "customer" else "",
     }
 
 

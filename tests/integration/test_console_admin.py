@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from bot.app import create_app
 from bot.settings import ROOT
 from bot.web import charts
+from bot.web.sessions import COOKIE_NAME
 from classifier import faq_data_hash
 from handoff import context, escalation, metrics
 from handoff.desk import Principal
@@ -284,6 +285,8 @@ def test_admin_creates_a_user_who_logs_in_and_a_deactivated_user_cannot(admin: A
 
     assert c.login("new").status_code == 303
     assert "Nia New" in c.client.get("/console").text
+    before_deactivation = c.client.cookies.get(COOKIE_NAME)
+    time.sleep(1.05)  # sessions carry whole seconds; this one is older than the deactivation
     c.login("admin")
     assert admin.post(f"/console/admin/users/{new.id}/active", active="0").status_code == 303
     assert c.login("new").status_code == 401
@@ -295,6 +298,10 @@ def test_admin_creates_a_user_who_logs_in_and_a_deactivated_user_cannot(admin: A
         me = s.get(User, c.ids["admin"])
         assert me is not None and me.is_active and me.role == "admin"
     assert admin.post(f"/console/admin/users/{new.id}/active", active="1").status_code == 303
+    # reactivated: the session open before the deactivation does not come back to life
+    c.client.cookies.clear()
+    c.client.cookies.set(COOKIE_NAME, before_deactivation or "", path="/console")
+    assert c.client.get("/console", follow_redirects=False).status_code == 303
     assert c.login("new").status_code == 303
 
 
@@ -379,6 +386,8 @@ def test_admin_edits_the_strategic_terms_and_the_next_message_obeys_them(admin: 
     with Session(c.engine) as s:
         handoff = s.exec(select(Handoff).order_by(Handoff.id.desc())).first()  # type: ignore[union-attr]
     assert handoff is not None and "strategic_intent" in handoff.reasons
+    page = c.client.get(f"/console/handoffs/{handoff.id}").text
+    assert "names “our auditor”" in page  # the agent sees why it reached them
 
     before = admin.policy.read_bytes()
     refused = admin.post("/console/admin/strategic-terms", terms="ok\n" + "x" * 101)

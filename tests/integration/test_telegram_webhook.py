@@ -57,6 +57,7 @@ def test_a_strategic_term_reaches_a_person_even_when_the_classifier_sees_an_faq(
         message = session.exec(select(Message).where(Message.text == text)).one()
         handoff = session.exec(select(Handoff)).one()
     assert message.intent == "data_export"  # what the classifier made of it
+    assert message.raw is not None and message.raw["strategic_term"] == "lawyer"
     assert "strategic_intent" in handoff.reasons and handoff.priority == 2
     service.fake.wait_for(lambda f: len(f.texts(1010)) == 1)
     assert "person will reply" in service.fake.texts(1010)[0]

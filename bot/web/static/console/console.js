@@ -115,7 +115,7 @@
     time.setAttribute("datetime", m.at);
     head.appendChild(time);
     if (m.intent) {
-      head.appendChild(el("span", "line__intent", m.intent + (m.confidence ? " · " + m.confidence : "")));
+      head.appendChild(el("span", "line__intent", m.intent + (m.confidence ? " · " + m.confidence : "") + (m.term ? " · names “" + m.term + "”" : "")));
     }
     li.appendChild(head);
     li.appendChild(el("div", "line__text", m.text));
