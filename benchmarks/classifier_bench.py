@@ -15,6 +15,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,10 +25,12 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from benchmarks.openset_bench import SHIFT_SEEDS, few_shot, off_topic, signal_auroc
 from classifier import OUT_OF_SCOPE, IntentClassifier, Prediction, load_faq
-from classifier.calibration import answer_curve, choose_threshold
+from classifier.calibration import answer_curve
 from classifier.evaluate import Report, evaluate
 from classifier.faq import ANSWERED_CATEGORIES
+from classifier.rejection import AnswerRule
 from handoff.escalation import load_policy, strategic_term
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +45,12 @@ TRAIN_SECONDS_TARGET = {"tfidf": 60.0}
 P99_MS_TARGET = {"tfidf": 1.0, "embeddings": 30.0}
 AUTO_PRECISION_TARGET = 0.95
 AUTO_COVERAGE_TARGET = 0.80
-OOS_REFUSAL_TARGET = 0.70
-OOS_ACCURACY_TARGET = 0.90
+OOS_REFUSAL_TARGET = 0.75
+OOS_COVERAGE_TARGET = 0.85
+OOS_PRECISION_TARGET = 0.90  # over all answers: wrong answers to unseen intents count
+SHIFT_PRECISION_TARGET = 0.95
+SHIFT_COVERAGE_TARGET = 0.70
+OFF_TOPIC_TARGET = 0.60
 STRICT_PRECISION = 0.98  # the out-of-scope protocol also reports this precision target
 SAFETY_TARGET = 0.01  # share of strategic/human messages auto-answered: ~0
 OOS_SHARE = 0.25
@@ -157,6 +164,8 @@ class BackendResult:
     bitext: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
     faq: dict[str, Any] = field(default_factory=dict)
+    few_shot: list[dict[str, Any]] = field(default_factory=list)
+    off_topic: dict[str, Any] = field(default_factory=dict)
 
 
 def latency(samples: Sequence[float]) -> Latency:
@@ -310,22 +319,26 @@ def out_of_scope(
             f"training on {len(kept)} messages"
         )
         clf = fit(backend, [t for t, _ in kept], [label for _, label in kept], say)
-        report = report_of(clf, *test)
+        preds = clf.predict(test[0])
+        report = evaluate(preds, test[1], known_intents=set(clf.metadata_["intents"]))
         n_out = sum(label in held for label in test[1])
-        # The same model with the threshold learnt for a stricter precision target: the knob
-        # an operator turns to refuse more of what the model has never seen.
+        unseen = np.asarray([label in held for label in test[1]])
+        signals = signal_auroc(clf, test[0], unseen, preds)
+        reasons = Counter(p.reason for p, u in zip(preds, unseen, strict=True) if u)
+        # The same model with the rule learnt for a stricter precision target: the knob an
+        # operator turns to refuse more of what the model has never seen.
         strict: dict[str, float] = {}
-        if clf.cv_predictions_ is not None:
-            learnt = clf.threshold_
-            clf.threshold_ = choose_threshold(*clf.cv_predictions_, STRICT_PRECISION)
+        if clf.rejection_data_ is not None:
+            learnt = clf.rule_
+            clf.rule_ = AnswerRule().fit(clf.rejection_data_, STRICT_PRECISION, clf.oos_prior)
             tight = report_of(clf, *test)
             strict = {
-                "threshold": clf.threshold_,
+                "threshold": clf.rule_.threshold_,
                 "refusal": tight.refusal_out_of_scope,
                 "coverage": tight.coverage,
                 "precision": tight.precision,
             }
-            clf.threshold_ = learnt
+            clf.rule_ = learnt
         results.append(
             {
                 "seed": seed,
@@ -340,6 +353,9 @@ def out_of_scope(
                 "precision": report.precision,
                 "threshold": clf.threshold_,
                 "strict": strict,
+                "signals": signals,
+                "reasons": dict(reasons),
+                "cv": clf.metadata_["cv"],
             }
         )
     return results
@@ -456,6 +472,10 @@ def run(backends: Sequence[str], quick: bool, say: Say) -> dict[str, Any]:
             res.oos = out_of_scope(backend, train, test, seeds, say)
             res.bitext = bitext_robustness(backend, quick, say)
             res.faq = faq_cross_validation(backend, say)
+            res.few_shot = few_shot(
+                backend, train, test, say, seeds=SHIFT_SEEDS[:1] if quick else SHIFT_SEEDS
+            )
+            res.off_topic = off_topic(backend, say)
         results["backends"][backend] = res
     return results
 
@@ -488,12 +508,16 @@ def _strict_note(res: BackendResult) -> str:
         return ""
     refused = pct(mean([s["refusal"] for s in strict]))
     return (
-        f" With the threshold learnt for {STRICT_PRECISION:.0%} precision instead (the same "
+        f" With the answer rule learnt for {STRICT_PRECISION:.0%} precision instead (the same "
         f"model; `triagebot model train --target-precision`): refused {refused},"
         f" in-scope coverage {pct(mean([s['coverage'] for s in strict]))} (vs "
         f"{pct(mean([r['coverage'] for r in res.oos]))}) at "
         f"{pct(mean([s['precision'] for s in strict]))} precision."
     )
+
+
+def _cv_mean(res: BackendResult, key: str) -> str:
+    return pct(mean([r["cv"].get(key) for r in res.oos]))
 
 
 def _oos_mean(res: BackendResult) -> tuple[float, float]:
@@ -512,9 +536,12 @@ CLOSERS = {
     "auto": "at 95% precision the learnt threshold leaves more messages to humans than the "
     "target allows; only a more accurate model moves the whole curve (see the curve table); "
     "lowering the precision target would trade safety for coverage, which we do not do.",
-    "oos": "a closed-set classifier has no notion of 'none of these': unknown-intent messages "
-    "get confident scores from a near neighbour. Closing it needs explicit out_of_scope "
-    "training examples (as our FAQ has) or a distance-to-training-data test on the embeddings.",
+    "shift": "with so few examples per intent the cross-validated thresholds are learnt "
+    "from a few hundred answers, and the test phrasings are further from them than the "
+    "folds are from each other; more examples per intent are the fix.",
+    "oos": "BANKING77's held-out intents are siblings of trained ones (same words, same "
+    "domain): familiarity separates them only as well as confidence does (see the AUROC "
+    "table), and a precision target over all answers buys refusals with in-scope coverage.",
     "p99_tfidf": "the per-message Python loop over character n-grams dominates; a compiled "
     "analyzer would be needed.",
     "p99_embeddings": "a 6-layer transformer forward pass on 2 CPU cores; closing it needs a "
@@ -561,14 +588,42 @@ def target_lines(results: dict[str, Any]) -> list[str]:
             + ("" if ok else " " + CLOSERS["auto"])
         )
         acc, refusal = _oos_mean(res)
-        ok = refusal >= OOS_REFUSAL_TARGET and acc >= OOS_ACCURACY_TARGET
-        lines.append(
-            f"- {backend}: unknown intents refused ≥ {OOS_REFUSAL_TARGET:.0%} with in-scope "
-            f"accuracy ≥ {OOS_ACCURACY_TARGET:.0%}: refused {pct(refusal)}, accuracy "
-            f"{pct(acc)} (mean of {len(res.oos)} seed(s)) — {verdict(ok)}."
-            + ("" if ok else " " + CLOSERS["oos"])
-            + _strict_note(res)
+        cov = mean([r["coverage"] for r in res.oos])
+        prec = mean([r["precision"] for r in res.oos])
+        ok = (
+            refusal >= OOS_REFUSAL_TARGET
+            and cov >= OOS_COVERAGE_TARGET
+            and prec >= OOS_PRECISION_TARGET
         )
+        lines.append(
+            f"- {backend}: {len(res.oos[0]['held_out'])} of 77 BANKING77 intents never trained: "
+            f"refused ≥ {OOS_REFUSAL_TARGET:.0%} of their messages, in-scope coverage "
+            f"≥ {OOS_COVERAGE_TARGET:.0%}, precision over all answers ≥ "
+            f"{OOS_PRECISION_TARGET:.0%}: refused {pct(refusal)}, coverage {pct(cov)}, "
+            f"precision {pct(prec)} (in-scope accuracy {pct(acc)}; mean of {len(res.oos)} "
+            f"seed(s)) — {verdict(ok)}." + ("" if ok else " " + CLOSERS["oos"]) + _strict_note(res)
+        )
+        if res.few_shot:
+            for n in sorted({r["shots"] for r in res.few_shot}):
+                rows = [r for r in res.few_shot if r["shots"] == n]
+                fp, fc = mean([r["precision"] for r in rows]), mean([r["coverage"] for r in rows])
+                ok = fp >= SHIFT_PRECISION_TARGET and fc >= SHIFT_COVERAGE_TARGET
+                lines.append(
+                    f"- {backend}: phrasings never seen (BANKING77 {n}-shot → full test set): "
+                    f"answers ≥ {SHIFT_PRECISION_TARGET:.0%} right at ≥ "
+                    f"{SHIFT_COVERAGE_TARGET:.0%} coverage: {pct(fp)} right at {pct(fc)} "
+                    f"coverage (accuracy {pct(mean([r['accuracy'] for r in rows]))}; mean of "
+                    f"{len(rows)} seed(s)) — {verdict(ok)}."
+                    + ("" if ok else " " + CLOSERS["shift"])
+                )
+        if res.off_topic:
+            o = res.off_topic
+            ok = o["refused"] >= OFF_TOPIC_TARGET
+            lines.append(
+                f"- {backend}: off-topic questions refused by the FAQ model ≥ "
+                f"{OFF_TOPIC_TARGET:.0%}: {pct(o['refused'])} of {o['n']} — {verdict(ok)} "
+                "(our own question set, see below)."
+            )
         p99 = res.latency["predict_one"].p99_ms
         cpu99 = res.latency["predict_one_cpu"].p99_ms
         t = P99_MS_TARGET[backend]
@@ -701,7 +756,8 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
         "DialogFlow 90.8% / 26.7%.",
         "",
         "| backend | seed | in-scope accuracy | refused (held-out intents) | in-scope coverage "
-        f"| precision of answers | threshold | at {STRICT_PRECISION:.0%} target: threshold / "
+        f"| precision of all answers | answer-score threshold | at {STRICT_PRECISION:.0%} "
+        "target: threshold / "
         "refused / coverage / precision |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -721,6 +777,47 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
             )
         acc, refusal = _oos_mean(backends[name])
         out.append(f"| {name} | **mean** | **{pct(acc)}** | **{pct(refusal)}** | | | | |")
+    out += [
+        "",
+        "Which signal tells an unseen intent's message from a known one (AUROC on the test set "
+        "above, known = positive; 0.5 is chance). *Familiarity* is the cosine similarity to the "
+        "nearest in-scope training example (sentence embeddings for the embeddings backend, "
+        "tf-idf word + character n-grams for tf-idf); the *answer score* is the logistic "
+        "combination the bot uses, learnt by leave-intents-out cross-validation on the training "
+        "split only (classifier/rejection.py).",
+        "",
+        "| backend | seed | " + " | ".join(backends[names[0]].oos[0].get("signals", {})) + " |",
+        "|---|---|" + "---|" * len(backends[names[0]].oos[0].get("signals", {})),
+    ]
+    for name in names:
+        for r in backends[name].oos:
+            cells = [f"{v:.3f}" for v in r.get("signals", {}).values()]
+            out.append(f"| {name} | {r['seed']} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Why the unseen intents' messages were refused (counts, all seeds): "
+        + "; ".join(
+            f"{name}: "
+            + ", ".join(
+                f"{reason or 'answered'} {count}"
+                for reason, count in sorted(
+                    sum(
+                        (Counter(r.get("reasons", {})) for r in backends[name].oos), Counter()
+                    ).most_common()
+                )
+            )
+            for name in names
+        )
+        + ". The training-time estimate of the same protocol (leave-intents-out "
+        "cross-validation, unseen share weighted to 25%): "
+        + "; ".join(
+            f"{name} refused {_cv_mean(backends[name], 'unknown_refused')}"
+            f", coverage {_cv_mean(backends[name], 'coverage')}"
+            f", precision {_cv_mean(backends[name], 'precision')}"
+            for name in names
+        )
+        + ".",
+    ]
     out += ["", "<details><summary>held-out intents per seed</summary>", ""]
     for r in backends[names[0]].oos:
         out.append(f"- seed {r['seed']}: " + ", ".join(f"`{i}`" for i in r["held_out"]))
@@ -749,6 +846,47 @@ def render(results: dict[str, Any], command: str, stamp: str) -> str:
             cells += [pct(r["accuracy"]), f"{pct(r['coverage'])} / {pct(r['precision'])}"]
         out.append(f"| {group} | {g['n']:,} | " + " | ".join(cells) + " |")
 
+    if backends[names[0]].few_shot:
+        out += [
+            "",
+            "### New phrasings: few-shot BANKING77",
+            "",
+            "The shift protocol: train on 10 or 30 randomly chosen examples per intent "
+            "(Casanueva et al. 2020's few-shot setting, `random.Random(seed)`), test on the full "
+            "test set, whose phrasings the model mostly never saw. The thresholds are learnt by "
+            "cross-validation on those few examples only; the question is whether the precision "
+            "they promise holds on new phrasings. Anchors (accuracy, Casanueva et al.): 10-shot "
+            "USE+ConveRT 85.2%, BERT-fixed 67.6%; 30-shot 88.7% / 83.4%.",
+            "",
+            "| backend | shots | seed | accuracy | coverage | precision of answers "
+            "| CV estimate (coverage / in-scope precision) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name in names:
+            for r in backends[name].few_shot:
+                out.append(
+                    f"| {name} | {r['shots']} | {r['seed']} | {pct(r['accuracy'])} "
+                    f"| {pct(r['coverage'])} | {pct(r['precision'])} "
+                    f"| {pct(r['cv_coverage'])} / {pct(r['cv_precision_known'])} |"
+                )
+    if backends[names[0]].off_topic:
+        o0 = backends[names[0]].off_topic
+        out += [
+            "",
+            "### Off-topic questions to the FAQ bot",
+            "",
+            f"{o0['n']} general questions no SaaS FAQ answers (weather, travel, cooking, trivia, "
+            "other companies' products: data/benchmarks/offtopic/questions.txt, written by us "
+            "and never trained on) sent to a model trained on all of data/faq.",
+            "",
+            "| backend | refused | why (counts) | answered with |",
+            "|---|---|---|---|",
+        ]
+        for name in names:
+            o = backends[name].off_topic
+            why = ", ".join(f"{k} {v}" for k, v in sorted(o["reasons"].items()))
+            answered = "; ".join(f'"{q}" → {i} ({c:.2f})' for q, i, c in o["answered"]) or "—"
+            out.append(f"| {name} | {pct(o['refused'])} | {why} | {answered} |")
     out += [
         "",
         "### Latency and throughput",

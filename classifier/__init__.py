@@ -9,7 +9,11 @@ Library API (used by the bot and the benchmarks; never imports the bot, FastAPI 
 
 from classifier.faq import Faq, FaqError, IntentSpec, load_faq
 from classifier.model import (
+    ABSTAIN_REASONS,
+    AMBIGUOUS,
+    LOW_CONFIDENCE,
     OUT_OF_SCOPE,
+    UNKNOWN_TOPIC,
     IntentClassifier,
     ModelIncompatibleError,
     Prediction,
@@ -17,7 +21,11 @@ from classifier.model import (
 from classifier.train import faq_data_hash, model_is_current, train_faq_model
 
 __all__ = [
+    "ABSTAIN_REASONS",
+    "AMBIGUOUS",
+    "LOW_CONFIDENCE",
     "OUT_OF_SCOPE",
+    "UNKNOWN_TOPIC",
     "Faq",
     "FaqError",
     "IntentClassifier",

@@ -42,7 +42,18 @@ def add_model_parser(
     train.add_argument("--faq", type=Path, help="FAQ folder or YAML (default: settings)")
     train.add_argument("--data", type=Path, help="train on a labelled CSV instead of the FAQ")
     train.add_argument("--out", type=Path, help="where to save (default: settings MODEL_PATH)")
-    train.add_argument("--target-precision", type=float, default=0.95)
+    train.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.95,
+        help="precision over all automatic answers, wrong answers to unknown topics included",
+    )
+    train.add_argument(
+        "--unknown-share",
+        type=float,
+        default=0.2,
+        help="assumed share of messages about topics the FAQ does not know (default 0.2)",
+    )
     train.set_defaults(func=lambda args: _train(args, defaults()))
 
     ev = sub.add_parser(
@@ -74,12 +85,16 @@ def _train(args: argparse.Namespace, defaults: ModelDefaults) -> int:
     if args.data:
         texts, labels = load_labelled(args.data)
         say(f"training {backend} on {len(texts)} examples from {args.data}")
-        clf = IntentClassifier(backend, args.target_precision, progress=say).fit(texts, labels)
+        clf = IntentClassifier(
+            backend, args.target_precision, oos_prior=args.unknown_share, progress=say
+        ).fit(texts, labels)
         clf.save(out)
     else:
         faq = args.faq or defaults.faq_path
         say(f"training {backend} on the FAQ at {faq}")
-        clf = train_faq_model(faq, out, backend, args.target_precision, progress=say)
+        clf = train_faq_model(
+            faq, out, backend, args.target_precision, progress=say, unknown_share=args.unknown_share
+        )
     cv = clf.metadata_.get("cv", {})
     print(
         f"saved {out} ({len(clf.metadata_['intents'])} intents, "
@@ -89,6 +104,11 @@ def _train(args: argparse.Namespace, defaults: ModelDefaults) -> int:
         print(
             f"cross-validated: accuracy {cv['accuracy']:.2%}, threshold {cv['threshold']:.3f} "
             f"-> answers {cv['coverage']:.2%} of messages at {cv['precision']:.2%} precision"
+        )
+    if cv.get("unknown_refused") is not None:
+        print(
+            f"intents it never saw (leave-intents-out): {cv['unknown_refused']:.2%} refused; "
+            f"precision counts them at a {cv['oos_prior']:.0%} share of messages"
         )
     return 0
 

@@ -25,11 +25,17 @@ def train_faq_model(
     backend: str = "tfidf",
     target_precision: float = 0.95,
     progress: Progress | None = None,
+    unknown_share: float = 0.2,
 ) -> IntentClassifier:
     """Train on the FAQ's examples and save the model (atomically) to ``model_path``."""
     faq = load_faq(faq_path)
     texts, labels = faq.training_data()
-    clf = IntentClassifier(backend=backend, target_precision=target_precision, progress=progress)
+    clf = IntentClassifier(
+        backend=backend,
+        target_precision=target_precision,
+        oos_prior=unknown_share,
+        progress=progress,
+    )
     clf.fit(texts, labels)
     clf.metadata_["faq"] = str(faq.source)
     clf.save(model_path)

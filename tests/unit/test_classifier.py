@@ -17,6 +17,7 @@ from classifier import (
     load_faq,
 )
 from classifier.calibration import choose_threshold, fit_temperature
+from classifier.rejection import weighted_threshold
 from tests.conftest import ROOT
 
 FAQ = ROOT / "data" / "faq"
@@ -62,6 +63,8 @@ def test_fast_path_matches_batch_path(clf: IntentClassifier) -> None:
         assert one.top_intent == b.top_intent, text
         assert one.intent == b.intent, text
         assert one.confidence == pytest.approx(b.confidence, abs=1e-4), text
+        assert one.reason == b.reason, text
+        assert one.familiarity == pytest.approx(b.familiarity, abs=1e-4), text
 
 
 def test_threshold_is_learnt_from_training_data(clf: IntentClassifier) -> None:
@@ -129,20 +132,32 @@ def test_out_of_scope_label_means_abstain() -> None:
     assert isinstance(clf.predict(["reset my password"])[0], Prediction)
 
 
-def test_fit_keeps_its_out_of_fold_predictions_for_other_precision_targets() -> None:
+def test_fit_keeps_its_out_of_fold_rows_for_other_precision_targets() -> None:
     texts = (
         [f"reset my password please {i}" for i in range(12)]
         + [f"I cannot log in {i}" for i in range(12)]
         + [f"download invoice number {i}" for i in range(12)]
+        + [f"change my billing address {i}" for i in range(12)]
     )
-    labels = ["password_reset"] * 12 + ["login_problem"] * 12 + ["invoice_request"] * 12
+    labels = (
+        ["password_reset"] * 12
+        + ["login_problem"] * 12
+        + ["invoice_request"] * 12
+        + ["billing_address"] * 12
+    )
     clf = IntentClassifier(cv_folds=3, target_precision=0.9).fit(texts, labels)
-    assert clf.cv_predictions_ is not None
-    conf, answerable, correct = clf.cv_predictions_
-    assert len(conf) == len(answerable) == len(correct) == len(texts)
-    # the learnt threshold is the one the rule picks from these arrays
-    assert choose_threshold(conf, answerable, correct, 0.9) == clf.threshold_
-    assert choose_threshold(conf, answerable, correct, 0.99) >= clf.threshold_
+    data = clf.rejection_data_
+    assert data is not None
+    # every message once as a known intent, and once as an intent the model never saw
+    assert (~data.unknown).sum() == len(texts)
+    assert data.unknown.sum() == len(texts)
+    assert not data.correct[data.unknown].any()
+    # the learnt threshold is the one the rule picks from these rows
+    score = clf.rule_.score(data.conf, data.margin, data.familiarity)
+    weights = data.weights(clf.oos_prior)
+    familiar = data.answerable & (data.familiarity >= clf.rule_.unfamiliar_)
+    assert weighted_threshold(score, familiar, data.correct, weights, 0.9) == clf.threshold_
+    assert weighted_threshold(score, familiar, data.correct, weights, 0.99) >= clf.threshold_
 
 
 def test_choose_threshold_keeps_the_longest_precise_prefix() -> None:
