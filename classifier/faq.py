@@ -19,6 +19,7 @@ Category = Literal["faq", "strategic", "human", "smalltalk", "out_of_scope"]
 CATEGORIES: frozenset[str] = frozenset({"faq", "strategic", "human", "smalltalk", "out_of_scope"})
 ANSWERED_CATEGORIES: frozenset[str] = frozenset({"faq", "smalltalk"})
 FAQ_FILE = "intents.yaml"
+MAX_TITLE = 20  # a title is a button label: WhatsApp cuts reply button titles at 20
 
 
 class FaqError(ValueError):
@@ -32,10 +33,24 @@ class IntentSpec:
     examples: tuple[str, ...]
     answer: str | None = None
     description: str = ""
+    title: str = ""
+    """A short label for people ("Password reset"), e.g. on a "did you mean ...?" button."""
 
     @property
     def auto_answer(self) -> bool:
         return self.category in ANSWERED_CATEGORIES
+
+    @property
+    def display_title(self) -> str:
+        """The ``title``, or one made from the name (``password_reset`` -> "Password reset")."""
+        return self.title or title_from_name(self.name)
+
+
+def title_from_name(name: str) -> str:
+    """``password_reset`` -> ``Password reset`` (cut to :data:`MAX_TITLE` characters)."""
+    words = " ".join(name.replace("_", " ").split())
+    title = words[:1].upper() + words[1:]
+    return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,12 @@ def load_faq(path: Path | str) -> Faq:
                     problems.append(f"{where}: answer template line {exc.lineno}: {exc.message}")
         elif answer:
             problems.append(f"{where}: category {category!r} is never auto-answered; drop 'answer'")
+        title = spec.get("title")
+        if title is not None and (
+            not isinstance(title, str) or not title.strip() or len(title.strip()) > MAX_TITLE
+        ):
+            problems.append(f"{where}: title must be 1-{MAX_TITLE} characters")
+            title = None
         examples = spec.get("examples") or []
         if not isinstance(examples, list) or len(examples) < 2:
             problems.append(f"{where}: needs a list of at least 2 examples")
@@ -120,6 +141,7 @@ def load_faq(path: Path | str) -> Faq:
             examples=tuple(cleaned),
             answer=answer if category in ANSWERED_CATEGORIES else None,
             description=str(spec.get("description") or ""),
+            title=title.strip() if isinstance(title, str) else "",
         )
     if len(intents) < 2 and not problems:
         problems.append(f"{file.name}: needs at least 2 intents")

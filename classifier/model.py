@@ -175,6 +175,7 @@ class IntentClassifier:
         self.rule_ = AnswerRule()
         # out-of-fold rows (known and simulated unknown intents) of the last fit; not saved
         self.rejection_data_: RejectionData | None = None
+        self.oof_top_: np.ndarray | None = None  # out-of-fold top intent of each example
         self._neighbours: DenseNeighbours | SparseNeighbours | None = None
         self.metadata_: dict[str, Any] = {}
         self._features: TfidfFeatures | HybridFeatures | None = None
@@ -235,6 +236,7 @@ class IntentClassifier:
             self.threshold_ = self.rule_.threshold_
             # kept on the object (not saved) so a caller can weigh other precision targets
             self.rejection_data_ = data
+            self.oof_top_ = known.top
             answered = self._answered(data)
             in_scope = np.concatenate([y != self._oos_index, np.zeros(len(unknown.conf), bool)])
             _, precision, refusal = coverage_precision(answered, data, self.oos_prior)
@@ -352,6 +354,14 @@ class IntentClassifier:
 
     def _answered(self, data: RejectionData) -> np.ndarray:
         return self.rule_.answers(data)
+
+    def out_of_fold_answers(self) -> list[str | None]:
+        """Per training example (in order): the intent cross-validation answered, or None."""
+        data, top = self.rejection_data_, self.oof_top_
+        if data is None or top is None or self.classes_ is None:
+            return []
+        answered = self.rule_.answers(data)[: len(top)]
+        return [str(self.classes_[t]) if a else None for t, a in zip(top, answered, strict=True)]
 
     def _familiarity_index(
         self, features: TfidfFeatures | HybridFeatures, texts: list[str], keep: np.ndarray

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from classifier.faq import load_faq
+from classifier.faq import ANSWERED_CATEGORIES, Faq, load_faq
 from classifier.model import (
     FORMAT_VERSION,
     IntentClassifier,
@@ -26,8 +27,15 @@ def train_faq_model(
     target_precision: float = 0.95,
     progress: Progress | None = None,
     unknown_share: float = 0.2,
+    guard: Callable[[str], bool] | None = None,
 ) -> IntentClassifier:
-    """Train on the FAQ's examples and save the model (atomically) to ``model_path``."""
+    """Train on the FAQ's examples and save the model (atomically) to ``model_path``.
+
+    The model's metadata keeps its safety figures from cross-validation (``faq_safety``):
+    how many examples of ``strategic`` or ``human`` intents would have been auto-answered as
+    an FAQ, and how many of those ``guard`` (the escalation policy's terms: True = a person
+    gets it anyway) would still let through.
+    """
     faq = load_faq(faq_path)
     texts, labels = faq.training_data()
     clf = IntentClassifier(
@@ -38,6 +46,7 @@ def train_faq_model(
     )
     clf.fit(texts, labels)
     clf.metadata_["faq"] = str(faq.source)
+    clf.metadata_["faq_safety"] = faq_safety(faq, texts, labels, clf.out_of_fold_answers(), guard)
     clf.save(model_path)
     return clf
 
@@ -61,3 +70,30 @@ def model_is_current(faq_path: Path | str, model_path: Path | str, backend: str)
     if meta.get("data_hash") != faq_data_hash(faq_path):
         return "the FAQ examples changed since training"
     return None
+
+
+def faq_safety(
+    faq: Faq,
+    texts: list[str],
+    labels: list[str],
+    answers: list[str | None],
+    guard: Callable[[str], bool] | None,
+) -> dict[str, object]:
+    """Strategic/human examples that cross-validation auto-answered, before and after ``guard``."""
+    if not answers:
+        return {}
+    sensitive = {n for n, spec in faq.intents.items() if spec.category in ("strategic", "human")}
+    leaks = [
+        (text, label, answer)
+        for text, label, answer in zip(texts, labels, answers, strict=True)
+        if label in sensitive
+        and answer is not None
+        and faq.intents[answer].category in ANSWERED_CATEGORIES
+    ]
+    after = [leak for leak in leaks if guard is None or not guard(leak[0])]
+    return {
+        "sensitive_examples": sum(label in sensitive for label in labels),
+        "auto_answered": len(leaks),
+        "after_policy": len(after) if guard is not None else None,
+        "examples": [f"{text} ({label} -> {answer})" for text, label, answer in after[:10]],
+    }

@@ -146,6 +146,18 @@ def test_sparse_neighbours_fast_path_equals_batch() -> None:
     assert index.nearest(features.transform(["reset my password"]))[0] == pytest.approx(1.0)
 
 
+def test_sparse_neighbours_leave_out_features_most_rows_share() -> None:
+    texts = [f"reset my password number {i}" for i in range(150)] + [
+        f"download invoice {i}" for i in range(150)
+    ]
+    features = TfidfFeatures().fit(texts)
+    pruned = SparseNeighbours(features.transform(texts), blocks=2, max_df=0.1)
+    kept = SparseNeighbours(features.transform(texts), blocks=2, max_df=1.0)
+    query = features.transform(["my number"])  # only words and n-grams every row has
+    assert kept.nearest(query)[0] > 0.1
+    assert pruned.nearest(query)[0] < kept.nearest(query)[0] / 2
+
+
 def test_dense_neighbours_is_cosine_to_the_nearest_row() -> None:
     index = DenseNeighbours(np.array([[1.0, 0.0], [0.0, 2.0]]))
     assert index.nearest(np.array([[3.0, 0.0], [1.0, 1.0]])) == pytest.approx([1.0, 0.7071], 1e-3)
