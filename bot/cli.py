@@ -34,18 +34,34 @@ def _serve(args: argparse.Namespace) -> int:
                 webchat.hub.close()
             await super().shutdown(sockets=sockets)
 
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
-    Server(config).run()
+    Server(server_config(app, settings, host, port)).run()
     return 0
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int, **extra: Any) -> Any:
+    """uvicorn's configuration for ``app``.
+
+    ``X-Forwarded-For``/``-Proto`` are believed only from ``TRUSTED_PROXIES`` (default: from
+    nobody). uvicorn's own default trusts them from loopback, which lets any client behind no
+    proxy — or reaching the port directly — pick the address the login limiter and the web
+    chat's rate limit count it under.
+    """
+    import uvicorn
+
+    trusted = settings.trusted_proxies.strip()
+    values: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or "",
+        **extra,
+    }
+    return uvicorn.Config(app, **values)
 
 
 def _migrate(_args: argparse.Namespace) -> int:
@@ -58,6 +74,7 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _ensure_model(args: argparse.Namespace) -> int:
+    from bot.model import policy_guard
     from classifier import model_is_current, train_faq_model
 
     settings = load_settings()
@@ -67,12 +84,26 @@ def _ensure_model(args: argparse.Namespace) -> int:
         return 0
     print(f"(re)training: {stale or 'forced'}")
     print(f"training the FAQ model ({settings.model_backend}) -> {settings.model_path}", flush=True)
-    clf = train_faq_model(settings.faq_path, settings.model_path, backend=settings.model_backend)
+    clf = train_faq_model(
+        settings.faq_path,
+        settings.model_path,
+        backend=settings.model_backend,
+        guard=policy_guard(settings.policy_path),
+    )
     cv = clf.metadata_.get("cv", {})
     if "accuracy" in cv:
         print(
             f"cross-validated accuracy {cv['accuracy']:.2%}; answers {cv['coverage']:.2%} "
-            f"of messages at {cv['precision']:.2%} precision"
+            f"of messages at {cv['precision']:.2%} precision over all answers "
+            f"(intents it never saw counted at a {cv.get('oos_prior', 0):.0%} share; "
+            f"{cv.get('unknown_refused') or 0:.0%} of those refused)"
+        )
+    safety = clf.metadata_.get("faq_safety") or {}
+    if safety:
+        print(
+            f"strategic/human examples auto-answered in cross-validation: "
+            f"{safety['auto_answered']} of {safety['sensitive_examples']}, "
+            f"{safety['after_policy']} after the policy's strategic terms"
         )
     return 0
 

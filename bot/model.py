@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from bot.triage import IntentInfo, TriageConfig
 from classifier import IntentClassifier, ModelIncompatibleError, load_faq
 from classifier.faq import faq_file
-from handoff.escalation import PolicyConfig, load_policy
+from handoff.escalation import PolicyConfig, load_policy, strategic_term
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class ModelHolder:
         faq = load_faq(self.faq_path)
         policy: PolicyConfig = load_policy(self.policy_path)
         intents = {
-            name: IntentInfo(category=spec.category, answer=spec.answer)
+            name: IntentInfo(category=spec.category, answer=spec.answer, title=spec.display_title)
             for name, spec in faq.intents.items()
         }
         config = TriageConfig(
@@ -101,8 +102,13 @@ class ModelHolder:
         else:
             try:
                 classifier = IntentClassifier.load(self.model_path)
+                # Warm up before serving: the embeddings backend loads its sentence encoder
+                # (~1-5 s) on the first prediction, which should not be a customer's message.
+                classifier.predict_one("hello")
             except ModelIncompatibleError as exc:
                 error = str(exc)
+            except RuntimeError as exc:  # the embeddings extra is not installed
+                error = f"cannot use the model at {self.model_path}: {exc}"
         if error:
             logger.warning("intent model unavailable, every message will escalate: %s", error)
         with self._lock:
@@ -133,3 +139,12 @@ class ModelHolder:
             "trained_at": meta.get("trained_at"),
             "intents": len(meta.get("intents", []) or []),
         }
+
+
+def policy_guard(policy_path: Path) -> Callable[[str], bool] | None:
+    """True when the escalation policy's strategic terms hand a text to a person."""
+    try:
+        policy = load_policy(policy_path)
+    except (OSError, ValueError):
+        return None
+    return lambda text: strategic_term(policy, text) is not None

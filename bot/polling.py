@@ -33,7 +33,7 @@ from telegram.error import NetworkError, RetryAfter, TelegramError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential_jitter
 
-from bot.channels import telegram
+from bot.channels import telegram, telegram_shape
 from bot.triage import Triage
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def ingest_update(triage: Triage, data: object, bot: Bot | None) -> str:
     body = json.dumps(data, ensure_ascii=False, default=str)
     update_id = data.get("update_id") if isinstance(data, dict) else None
     try:
-        inbound = telegram.parse_update(data, bot)  # type: ignore[arg-type]
+        inbound = telegram_shape.parse_checked(data, bot)
     except ValueError as exc:
         triage.store_unhandled(
             telegram.CHANNEL,
@@ -135,7 +135,8 @@ async def ensure_no_webhook(bot: Bot) -> None:
 
 
 class TelegramPoller:
-    """Long-polls Telegram and runs the outbox worker until ``stop`` is set."""
+    """Long-polls Telegram and runs the outbox worker (and the clarification sweep) until
+    ``stop`` is set."""
 
     def __init__(
         self,
@@ -160,6 +161,8 @@ class TelegramPoller:
         await ensure_no_webhook(self.bot)
         worker = self.services.worker
         worker_task = asyncio.create_task(worker.run())
+        sweeper = self.services.sweeper
+        sweep_task = asyncio.create_task(sweeper.run()) if sweeper is not None else None
         logger.info("telegram: polling for updates (webhook not set)")
         try:
             while not stop.is_set():
@@ -175,8 +178,13 @@ class TelegramPoller:
                     await _until(asyncio.sleep(self.db_retry_seconds), stop)
         finally:
             worker.stop()
+            if sweeper is not None:
+                sweeper.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(worker_task, timeout=10)
+            if sweep_task is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(sweep_task, timeout=10)
         logger.info("telegram: polling stopped")
 
     async def _fetch_with_retry(self) -> list[Any]:

@@ -1,13 +1,16 @@
-"""The in-app scheduler: every few minutes, run today's daily job and this week's digest.
+"""The in-app schedulers: the daily job and weekly digest, and the clarification sweep.
 
-Every instance runs this loop; ``handoff.jobs.run_job`` makes each (job, period) run exactly
-once across all of them, so the loop only has to try often enough.
+Every instance runs these loops; ``handoff.jobs.run_job`` makes each (job, period) run exactly
+once across all of them, and the sweep closes each unanswered clarification with a guarded
+update, so the loops only have to try often enough.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -66,6 +69,47 @@ class JobScheduler:
                 await asyncio.to_thread(self.tick)
             except Exception:  # a failed job is logged and retried at the next tick
                 logger.exception("scheduled jobs failed; retrying in %.0f s", self._interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class ClarificationSweeper:
+    """Hands "did you mean ...?" questions left unanswered for ``timeout`` to a person.
+
+    ``expire`` is ``Triage.expire_clarifications``; it runs every ``interval`` seconds (by
+    default a tenth of the timeout, between 1 and 30 s), so a question waits at most about
+    ``timeout + interval``.
+    """
+
+    def __init__(
+        self,
+        expire: Callable[[timedelta], object],
+        timeout: timedelta,
+        *,
+        interval: float | None = None,
+    ) -> None:
+        self._expire = expire
+        self._timeout = timeout
+        self._interval = (
+            interval if interval is not None else min(30.0, max(1.0, timeout.total_seconds() / 10))
+        )
+        self._stop = asyncio.Event()
+
+    def tick(self) -> None:
+        self._expire(self._timeout)
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:  # a database hiccup: logged, and the next round tries again
+                logger.exception("the clarification sweep failed; retrying")
 
     def stop(self) -> None:
         self._stop.set()

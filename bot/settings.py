@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,8 +46,11 @@ class Settings(BaseSettings):
     # Agent console: signs the session cookie; required in prod, random per process otherwise.
     session_secret: SecretStr | None = Field(default=None, min_length=32)
 
-    model_path: Path = ROOT / "var" / "models" / "faq-tfidf.joblib"
-    model_backend: Literal["tfidf", "embeddings"] = "tfidf"
+    # The served intent model. Embeddings by default (the better model on every measure in
+    # docs/benchmarks.md); tfidf is the light fallback (no torch). The file defaults to
+    # var/models/faq-<backend>.joblib.
+    model_path: Path = ROOT / "var" / "models" / "faq-embeddings.joblib"
+    model_backend: Literal["tfidf", "embeddings"] = "embeddings"
     faq_path: Path = ROOT / "data" / "faq"
     policy_path: Path = ROOT / "data" / "policy.yaml"
     health_path: Path = ROOT / "data" / "health.yaml"  # health score factors, CSM alert rules
@@ -68,8 +71,30 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_max_attempts: int = Field(default=8, ge=1)
     reopen_window_hours: int = Field(default=48, ge=0)
+    # A "did you mean ...?" left unanswered this long is handed to a person (ambiguous).
+    clarify_timeout_seconds: float = Field(default=600.0, gt=0)
     # Conversation content older than this is redacted by `triagebot privacy retention`.
     retention_days: int | None = Field(default=None, ge=1)
+
+    # Hardening (README "Security"): the usage CSV import's own body limit (every other route
+    # has max_body_bytes); web chat messages accepted per visitor and per client address in a
+    # sliding window; reverse proxies whose X-Forwarded-For/-Proto are believed (comma-
+    # separated addresses or networks, "*" for any; default: none, the peer address is used).
+    max_import_body_bytes: int = Field(default=20_000_000, ge=1024)
+    webchat_max_per_visitor: int = Field(default=20, ge=1)
+    webchat_max_per_address: int = Field(default=120, ge=1)
+    webchat_rate_window_seconds: float = Field(default=60.0, gt=0)
+    trusted_proxies: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model_path(cls, data: Any) -> Any:
+        """Without an explicit MODEL_PATH, the file is named after the backend."""
+        if isinstance(data, dict) and not any(k.lower() == "model_path" for k in data):
+            backend = next((v for k, v in data.items() if k.lower() == "model_backend"), None)
+            if backend in ("tfidf", "embeddings"):
+                data = {**data, "model_path": ROOT / "var" / "models" / f"faq-{backend}.joblib"}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -4,6 +4,12 @@
 the channel's delivery id), decides with the classifier and the escalation policy, and queues
 the replies in the outbox. Only after that transaction commits does a webhook acknowledge, so
 a crash at any point loses nothing and a redelivery duplicates nothing.
+
+A button tap counts only when it answers a prompt we sent in that conversation, once
+(``handoff/prompts.py``): a rating, a "did this help?" vote or a "did you mean ...?" choice
+that was never offered, or is repeated, is stored and acknowledged and does nothing else.
+When the classifier hesitates between close intents, the bot asks which one was meant
+(``bot/clarification.py``).
 """
 
 from __future__ import annotations
@@ -11,16 +17,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot import clarification
 from bot.answers import (
+    CLARIFY_TEXT,
     CSAT_THANKS_TEXT,
-    HANDOFF_TEXT,
     HELP_TEXT,
     LINK_FAILED_TEXT,
     LINKED_TEXT,
@@ -31,7 +38,8 @@ from bot.answers import (
     render_answer,
 )
 from bot.channels.base import Button, InboundMessage
-from handoff import alerts, contacts, context, escalation, outbox, queue, replies, sentiment
+from bot.handover import Customer, hand_over
+from handoff import contacts, context, escalation, outbox, prompts, replies, sentiment
 from handoff.db import write_lock
 from handoff.models import (
     Author,
@@ -42,9 +50,9 @@ from handoff.models import (
     Direction,
     Feedback,
     Handoff,
-    HandoffStatus,
     InboundEvent,
     Message,
+    Prompt,
     User,
     utcnow,
 )
@@ -63,6 +71,16 @@ class Predictor(Protocol):
 class IntentInfo:
     category: str
     answer: str | None
+    title: str = ""  # a short label for buttons ("Password reset")
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What was read from a customer's words."""
+
+    prediction: Any = None  # classifier.Prediction, or None (no words, no model)
+    negativity: float | None = None
+    strategic_term: str | None = None
 
 
 @dataclass
@@ -72,7 +90,7 @@ class ReceiveResult:
     duplicate: bool = False
     message_id: int | None = None
     conversation_id: int | None = None
-    action: str = "stored"  # answered, escalated, forwarded, stored, ignored
+    action: str = "stored"  # answered, clarified, escalated, forwarded, stored, throttled
     handoff_id: int | None = None
     reasons: list[str] = field(default_factory=list)
 
@@ -118,6 +136,15 @@ class Triage:
                 raise
         self._on_commit()
         return result
+
+    def expire_clarifications(
+        self, timeout: timedelta, *, now: datetime | None = None
+    ) -> list[int]:
+        """Hand clarifications unanswered for ``timeout`` to a person; the handoff ids."""
+        opened = clarification.expire(self._engine, self._config(), timeout, now=now)
+        if opened:
+            self._on_commit()
+        return opened
 
     def store_unhandled(
         self, channel: str, external_id: str | None, status: str, reason: str, body: str
@@ -268,32 +295,57 @@ class _Flow:
         )
 
     def _callback(self, result: ReceiveResult) -> None:
-        kind, _, arg = (self.inbound.callback_data or "").partition(":")
+        data = self.inbound.callback_data or ""
+        kind, _, arg = data.partition(":")
+        human_mode = self.conversation.mode == ConversationMode.human.value
+        if kind == "human":  # asking for a person is always allowed (as /human is)
+            if human_mode:
+                result.action = "forwarded"
+                return
+            tap = self._take(data) if data == clarification.PERSON_DATA else None
+            clarified = tap.prompt if tap is not None and tap.taken else None
+            self._decide(result, requested_human=True, clarified=clarified)
+            return
+        tap = self._take(data) if kind in ("helpful", "csat", clarification.KIND) else None
+        if tap is None or not tap.taken:
+            # Never offered here, answered already, or an unknown or stale button: kept (and
+            # acknowledged), nothing else.
+            if tap is not None:
+                logger.info("callback %r ignored: %s", kind, tap.status.replace("_", " "))
+            result.action = "forwarded" if human_mode else "stored"
+            return
         if kind == "helpful":
             verdict, _, intent = arg.partition(":")
             self._record_feedback("helpful" if verdict == "yes" else "didnt_help", intent=intent)
             if verdict == "yes":
                 self._reply(THANKS_FEEDBACK_TEXT)
                 result.action = "answered"
-                return
-        if kind in ("helpful", "human"):
-            if self.conversation.mode == ConversationMode.human.value:
+            elif human_mode:
                 result.action = "forwarded"
-                return
-            self._decide(result, requested_human=kind == "human", didnt_help=kind == "helpful")
+            else:
+                self._decide(result, didnt_help=True)
+        elif kind == "csat":
+            self._rate(result, arg)
+        elif human_mode:
+            result.action = "forwarded"
+        else:
+            self._decide(result, chosen=arg, clarified=tap.prompt)
+
+    def _take(self, data: str) -> prompts.Tap:
+        return prompts.take(self.s, self.conversation.id or 0, data, self.message.id)
+
+    def _rate(self, result: ReceiveResult, arg: str) -> None:
+        score_text, _, handoff_text = arg.partition(":")
+        if not (score_text.isdigit() and 1 <= int(score_text) <= 5):
+            result.action = "stored"
             return
-        if kind == "csat":
-            score_text, _, handoff_text = arg.partition(":")
-            if score_text.isdigit() and 1 <= int(score_text) <= 5:
-                handoff_id = int(handoff_text) if handoff_text.isdigit() else None
-                rated = self.s.get(Handoff, handoff_id) if handoff_id is not None else None
-                if rated is None or rated.conversation_id != self.conversation.id:
-                    handoff_id = None  # stale or foreign id: keep the score, not the link
-                self._record_feedback("csat", score=int(score_text), handoff_id=handoff_id)
-                self._reply(CSAT_THANKS_TEXT)
-                result.action = "answered"
-                return
-        result.action = "stored"  # unknown or stale button: kept, nothing to do
+        handoff_id = int(handoff_text) if handoff_text.isdigit() else None
+        rated = self.s.get(Handoff, handoff_id) if handoff_id is not None else None
+        if rated is None or rated.conversation_id != self.conversation.id:
+            handoff_id = None  # stale or foreign id: keep the score, not the link
+        self._record_feedback("csat", score=int(score_text), handoff_id=handoff_id)
+        self._reply(CSAT_THANKS_TEXT)
+        result.action = "answered"
 
     def _record_feedback(
         self,
@@ -320,56 +372,59 @@ class _Flow:
         *,
         requested_human: bool = False,
         didnt_help: bool = False,
+        chosen: str | None = None,
+        clarified: Prompt | None = None,
     ) -> None:
-        prediction = None
-        # Text, an edit, or the caption of a photo or document ("this error when I log in").
-        readable = self.inbound.kind not in ("command", "callback") and bool(
-            self.message.text.strip()
+        """Decide on this message. ``chosen``: the intent the customer tapped in answer to
+        the clarification ``clarified`` (which a "Talk to a person" tap also passes)."""
+        # Whatever the customer does next closes a pending "did you mean ...?".
+        pending = prompts.close_open(
+            self.s, self.conversation.id or 0, clarification.KIND, answer_message_id=self.message.id
         )
-        if self.predictor is not None and readable:
-            prediction = self.predictor.predict_one(self.message.text)
-            self.message.intent = prediction.top_intent
-            self.message.confidence = float(prediction.confidence)
+        reading = self._read()
+        prediction = reading.prediction
+        intent: str | None = None
+        confidence = 0.0
+        abstain_reason: str | None = None
+        if chosen is not None:  # the customer told us what they meant: as sure as it gets
+            intent, confidence = chosen, 1.0
+            self.message.intent = chosen
             self.s.add(self.message)
-        negativity = None
-        term = None
-        if readable:
-            negativity = sentiment.negativity(self.message.text)
-            term = escalation.strategic_term(self.cfg.policy, self.message.text)
-            extra: dict[str, Any] = {"sentiment": {"negativity": negativity}}
-            if term:  # shown to agents: why a plain-looking question reached them
-                extra["strategic_term"] = term
-            self.message.raw = {**(self.message.raw or {}), **extra}
-            self.s.add(self.message)
-        intent = prediction.intent if prediction is not None else None
+        elif prediction is not None:
+            intent, confidence = prediction.intent, float(prediction.confidence)
+            abstain_reason = prediction.reason
+        if clarified is not None:
+            abstain_reason = escalation.Reason.ambiguous.value  # what we asked them about
         info = self.cfg.intents.get(intent) if intent else None
-        same_recent = 0
-        if intent is not None:
-            since = utcnow() - timedelta(days=self.cfg.policy.repeated_contact.window_days)
-            same_recent = contacts.count_recent_intent(
-                self.s, self.contact.id or 0, intent, since, self.message.id or 0
-            )
         facts = escalation.MessageFacts(
             intent=intent,
             category=info.category if info else None,
-            confidence=float(prediction.confidence) if prediction is not None else 0.0,
-            negativity=negativity,
+            confidence=confidence,
+            negativity=reading.negativity,
             requested_human=requested_human,
             didnt_help=didnt_help,
-            same_intent_recent=same_recent,
-            strategic_term=term,
+            same_intent_recent=self._same_intent_recent(intent, clarified),
+            strategic_term=reading.strategic_term,
+            abstain_reason=abstain_reason,
+            candidates=clarification.candidates(self.cfg.policy, self.cfg.intents, prediction),
+            after_clarification=bool(pending),
         )
         decision = escalation.decide(
             self.cfg.policy, facts, context.account_facts(self.account), utcnow().date()
         )
-        if decision.escalate:
+        if decision.action is escalation.Action.clarify:
+            self._clarify(result, decision, prediction)
+            return
+        if decision.escalate or info is None or info.answer is None:
+            top = prediction.top_intent if prediction is not None else None
+            source = clarification.source_of(self.s, clarified) if clarified else None
             self._escalate(
                 result,
                 decision,
-                intent or (prediction.top_intent if prediction else None),
+                intent or top or (clarification.top_intent_of(clarified) if clarified else None),
+                customer_text=source.text if source is not None else self.message.text,
             )
             return
-        assert info is not None and info.answer is not None
         text = render_answer(info.answer, self._variables())
         buttons: tuple[Button, ...] = ()
         if info.category == "faq":
@@ -380,62 +435,77 @@ class _Flow:
         self._reply(text, buttons=buttons, intent=intent)
         result.action = "answered"
 
-    def _escalate(
-        self, result: ReceiveResult, decision: escalation.Decision, intent: str | None
-    ) -> None:
-        reasons = [r.value for r in decision.reasons]
-        priority = decision.priority or 3
-        sla = escalation.sla_minutes(self.cfg.policy, priority)
-        snapshot = context.snapshot(self.s, self.account, self.contact)
-        handoff = self._reopenable()
-        if handoff is not None:
-            handoff = queue.transition(
-                self.s,
-                handoff,
-                "reopen",
-                queue.CUSTOMER,
-                reason=",".join(reasons),
-                sla_minutes=sla,
-            )
-            handoff.priority = min(handoff.priority, priority)
-            handoff.reasons = list(dict.fromkeys([*reasons, *handoff.reasons]))
-            handoff.context = snapshot
-            self.s.add(handoff)
-        else:
-            handoff = queue.create_handoff(
-                self.s,
-                self.conversation,
-                priority=priority,
-                reasons=reasons,
-                intent=intent,
-                context=snapshot,
-                account_id=self.account.id if self.account else None,
-                sla_minutes=sla,
-            )
-        alerts.escalation_alert(
-            self.s,
-            handoff,
-            self.account,
-            self.message.text,
-            console_url=self.cfg.console_url,
-            slack_webhook_url=self.cfg.slack_webhook_url,
+    def _read(self) -> _Reading:
+        """Classify a readable message and score its sentiment and strategic terms (both kept
+        in the message's raw data for agents); nothing to read in a tap or a command."""
+        # Text, an edit, or the caption of a photo or document ("this error when I log in").
+        readable = self.inbound.kind not in ("command", "callback") and bool(
+            self.message.text.strip()
         )
-        eta = f" (usually within {sla} minutes)" if sla <= 60 else ""
-        self._reply(HANDOFF_TEXT.format(eta=eta))
+        if not readable:
+            return _Reading()
+        prediction = None
+        if self.predictor is not None:
+            prediction = self.predictor.predict_one(self.message.text)
+            self.message.intent = prediction.top_intent
+            self.message.confidence = float(prediction.confidence)
+        negativity = sentiment.negativity(self.message.text)
+        term = escalation.strategic_term(self.cfg.policy, self.message.text)
+        extra: dict[str, Any] = {"sentiment": {"negativity": negativity}}
+        if term:  # shown to agents: why a plain-looking question reached them
+            extra["strategic_term"] = term
+        self.message.raw = {**(self.message.raw or {}), **extra}
+        self.s.add(self.message)
+        return _Reading(prediction, negativity, term)
+
+    def _same_intent_recent(self, intent: str | None, clarified: Prompt | None) -> int:
+        if intent is None:
+            return 0
+        since = utcnow() - timedelta(days=self.cfg.policy.repeated_contact.window_days)
+        source = clarified.details.get("source_message_id") if clarified else None
+        return contacts.count_recent_intent(
+            self.s,
+            self.contact.id or 0,
+            intent,
+            since,
+            self.message.id or 0,
+            also_exclude=source if isinstance(source, int) else None,
+        )
+
+    def _clarify(
+        self, result: ReceiveResult, decision: escalation.Decision, prediction: Any
+    ) -> None:
+        buttons = clarification.build_buttons(decision.candidates, self.cfg.intents)
+        self._reply(
+            CLARIFY_TEXT,
+            buttons=buttons,
+            prompt_kind=clarification.KIND,
+            prompt_details=clarification.details(
+                decision.candidates, self.message, prediction.top_intent if prediction else None
+            ),
+        )
+        result.action = "clarified"
+        result.reasons = [r.value for r in decision.reasons]
+
+    def _escalate(
+        self,
+        result: ReceiveResult,
+        decision: escalation.Decision,
+        intent: str | None,
+        *,
+        customer_text: str,
+    ) -> None:
+        handoff = hand_over(
+            self.s,
+            self.cfg,
+            Customer(self.conversation, self.contact, self.account),
+            decision,
+            intent=intent,
+            customer_text=customer_text,
+        )
         result.action = "escalated"
         result.handoff_id = handoff.id
-        result.reasons = reasons
-
-    def _reopenable(self) -> Handoff | None:
-        handoff_id = self.conversation.active_handoff_id
-        if handoff_id is None:
-            return None
-        handoff = self.s.get(Handoff, handoff_id)
-        if handoff is None or handoff.status != HandoffStatus.resolved.value:
-            return None
-        if handoff.resolved_at is None or utcnow() - handoff.resolved_at > self.cfg.reopen_window:
-            return None
-        return handoff
+        result.reasons = [r.value for r in decision.reasons]
 
     def _variables(self) -> dict[str, Any]:
         variables: dict[str, Any] = dict(self.cfg.links)
@@ -448,7 +518,13 @@ class _Flow:
         return variables
 
     def _reply(
-        self, text: str, *, buttons: tuple[Button, ...] = (), intent: str | None = None
+        self,
+        text: str,
+        *,
+        buttons: tuple[Button, ...] = (),
+        intent: str | None = None,
+        prompt_kind: str | None = None,
+        prompt_details: dict[str, Any] | None = None,
     ) -> None:
         replies.queue_reply(
             self.s,
@@ -458,6 +534,8 @@ class _Flow:
             buttons=[{"text": b.text, "data": b.data} for b in buttons],
             intent=intent,
             text_limits=self.cfg.text_limits,
+            prompt_kind=prompt_kind,
+            prompt_details=prompt_details,
         )
 
     def _queue_ack(self, callback_id: str) -> None:

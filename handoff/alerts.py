@@ -23,6 +23,8 @@ REASON_LABELS = {
     "requested_human": "asked for a person",
     "strategic_intent": "strategic topic",
     "vip_account": "VIP account",
+    "unknown_topic": "unfamiliar topic",
+    "ambiguous": "ambiguous question",
     "low_confidence": "bot unsure",
     "negative_sentiment": "negative tone",
     "repeated_contact": "repeated problem",

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from handoff.errors import NotFound
 from handoff.models import (
     ChannelIdentity,
     Contact,
@@ -35,11 +36,11 @@ def resolve_conversation(
     if identity is None:
         try:
             with session.begin_nested():
-                contact = Contact(name=display_name)
-                session.add(contact)
+                new_contact = Contact(name=display_name)
+                session.add(new_contact)
                 session.flush()
                 identity = ChannelIdentity(
-                    contact_id=contact.id or 0,
+                    contact_id=new_contact.id or 0,
                     channel=channel,
                     external_id=external_user_id,
                     display_name=display_name,
@@ -48,7 +49,7 @@ def resolve_conversation(
                 session.flush()
                 session.add(
                     Conversation(
-                        contact_id=contact.id or 0,
+                        contact_id=new_contact.id or 0,
                         identity_id=identity.id or 0,
                         channel=channel,
                     )
@@ -59,7 +60,8 @@ def resolve_conversation(
             if identity is None:
                 raise
     contact = session.get(Contact, identity.contact_id)
-    assert contact is not None
+    if contact is None:
+        raise NotFound(f"identity {identity.id} points to missing contact {identity.contact_id}")
     conversation = session.exec(
         select(Conversation)
         .where(Conversation.identity_id == identity.id)
@@ -88,8 +90,11 @@ def count_recent_intent(
     intent: str,
     since: datetime,
     exclude_message_id: int,
+    *,
+    also_exclude: int | None = None,
 ) -> int:
-    """How many earlier inbound messages of this contact had this intent since ``since``."""
+    """How many earlier inbound messages of this contact had this intent since ``since``
+    (not counting ``exclude_message_id``, nor ``also_exclude``)."""
     stmt = (
         select(func.count())
         .select_from(Message)
@@ -98,7 +103,7 @@ def count_recent_intent(
         .where(Message.direction == Direction.inbound.value)
         .where(Message.intent == intent)
         .where(col(Message.created_at) >= since)
-        .where(col(Message.id) != exclude_message_id)
+        .where(col(Message.id).not_in([exclude_message_id, also_exclude or 0]))
     )
     return int(session.exec(stmt).one())
 

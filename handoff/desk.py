@@ -1,4 +1,5 @@
-"""The agent desk: everything a person does with the queue, with authorization enforced here.
+"""The agent desk: everything a person does with the queue, with authorization enforced here
+(the rules themselves live in ``handoff/access.py``).
 
 The REST API and the web console both call these functions, so a rule holds everywhere:
 
@@ -19,7 +20,8 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from handoff import outbox, queue, replies
+from handoff import access, outbox, queue, replies
+from handoff.access import Principal
 from handoff.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from handoff.models import (
     Account,
@@ -52,23 +54,6 @@ RESOLUTION_CODES = (
 CSAT_TEXT = "How did we do? Please rate this conversation from 1 (poor) to 5 (excellent)."
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The person acting, as far as authorization is concerned."""
-
-    user_id: int
-    role: str
-    name: str = ""
-
-    @classmethod
-    def of(cls, user: User) -> Principal:
-        return cls(user_id=user.id or 0, role=user.role, name=user.name)
-
-    @property
-    def actor(self) -> queue.Actor:
-        return queue.Actor(self.role, self.user_id)
-
-
 @dataclass
 class HandoffView:
     """A queue row: the handoff plus who and what it is about."""
@@ -98,12 +83,7 @@ class HandoffDetail:
 
 # --------------------------------------------------------------------------- visibility
 def _visible(stmt: Any, principal: Principal) -> Any:
-    if principal.role in (Role.admin.value, Role.agent.value):
-        return stmt
-    if principal.role == Role.csm.value:
-        owned = select(Account.id).where(Account.csm_id == principal.user_id)
-        return stmt.where(col(Handoff.account_id).in_(owned))
-    return stmt.where(col(Handoff.id) == -1)  # unknown role sees nothing
+    return access.visible_handoffs(stmt, principal)
 
 
 def _load(session: Session, principal: Principal, handoff_id: int) -> Handoff:
@@ -115,8 +95,7 @@ def _load(session: Session, principal: Principal, handoff_id: int) -> Handoff:
 
 
 def _require_worker(principal: Principal) -> None:
-    if principal.role not in (Role.admin.value, Role.agent.value, Role.csm.value):
-        raise PermissionDenied("only agents, CSMs and admins work the queue")
+    access.require_staff(principal)
 
 
 def _user(session: Session, user_id: int) -> User:
@@ -194,7 +173,8 @@ def get_handoff(session: Session, principal: Principal, handoff_id: int) -> Hand
     if conversation is None:
         raise NotFound(f"handoff {handoff_id} has no conversation")
     contact = session.get(Contact, conversation.contact_id)
-    assert contact is not None
+    if contact is None:
+        raise NotFound(f"handoff {handoff_id} has no contact")
     account = session.get(Account, handoff.account_id) if handoff.account_id else None
     csm = session.get(User, account.csm_id) if account and account.csm_id else None
     assignee = session.get(User, handoff.assignee_id) if handoff.assignee_id else None
@@ -276,7 +256,7 @@ def _owned(session: Session, principal: Principal, handoff_id: int) -> Handoff:
     handoff = _load(session, principal, handoff_id)
     if handoff.status != HandoffStatus.assigned.value:
         raise Conflict(f"handoff {handoff_id} is {handoff.status}, not assigned")
-    if handoff.assignee_id != principal.user_id and principal.role != Role.admin.value:
+    if not access.may_override_assignee(principal, handoff):
         raise PermissionDenied(f"handoff {handoff_id} is assigned to someone else")
     return handoff
 
@@ -332,7 +312,8 @@ def reply(
         handoff = claim(session, principal, handoff_id)
     handoff = _owned(session, principal, handoff_id)
     conversation = session.get(Conversation, handoff.conversation_id)
-    assert conversation is not None
+    if conversation is None:
+        raise NotFound(f"handoff {handoff_id} has no conversation")
     identity = session.get(ChannelIdentity, conversation.identity_id)
     contact = session.get(Contact, conversation.contact_id)
     if contact is not None and contact.unreachable:
@@ -361,7 +342,8 @@ def add_note(session: Session, principal: Principal, handoff_id: int, text: str)
     text = _clean_text(text, "the note")
     handoff = _load(session, principal, handoff_id)
     conversation = session.get(Conversation, handoff.conversation_id)
-    assert conversation is not None
+    if conversation is None:
+        raise NotFound(f"handoff {handoff_id} has no conversation")
     note = Message(
         conversation_id=conversation.id or 0,
         channel=conversation.channel,
@@ -394,7 +376,8 @@ def resolve(
     )
     if ask_csat:
         conversation = session.get(Conversation, handoff.conversation_id)
-        assert conversation is not None
+        if conversation is None:
+            raise NotFound(f"handoff {handoff_id} has no conversation")
         replies.queue_reply(
             session,
             conversation,
@@ -412,10 +395,8 @@ def return_to_bot(
     """Hand the conversation back to the bot (from waiting or assigned)."""
     _require_worker(principal)
     handoff = _load(session, principal, handoff_id)
-    if (
-        handoff.status == HandoffStatus.assigned.value
-        and handoff.assignee_id != principal.user_id
-        and principal.role != Role.admin.value
+    if handoff.status == HandoffStatus.assigned.value and not access.may_override_assignee(
+        principal, handoff
     ):
         raise PermissionDenied(f"handoff {handoff_id} is assigned to someone else")
     return queue.transition(session, handoff, "return_to_bot", principal.actor, reason=reason)
@@ -425,18 +406,21 @@ def link_contact(session: Session, principal: Principal, handoff_id: int, email:
     """Link the chat user of a handoff to a known contact by email (agent linking).
 
     The conversation and its channel identity move to the existing contact, so the account's
-    CS context applies from now on.
+    CS context applies from now on. A CSM may only link to a contact of an account they own:
+    any other email is answered exactly like an unknown one (whether it exists is not told),
+    and nothing is written.
     """
     _require_worker(principal)
     handoff = _load(session, principal, handoff_id)
     email = (email or "").strip().lower()
     target = session.exec(
-        select(Contact).where(or_(Contact.email == email, Contact.email == email.upper()))
+        select(Contact).where(or_(col(Contact.email) == email, col(Contact.email) == email.upper()))
     ).first()
-    if target is None:
+    if target is None or not access.may_link_to(session, principal, target):
         raise NotFound(f"no contact with email {email}")
     conversation = session.get(Conversation, handoff.conversation_id)
-    assert conversation is not None
+    if conversation is None:
+        raise NotFound(f"handoff {handoff_id} has no conversation")
     identity = session.get(ChannelIdentity, conversation.identity_id)
     if identity is not None:
         identity.contact_id = target.id or 0

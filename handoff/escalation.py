@@ -4,9 +4,20 @@ One pure function of the facts at hand (what the classifier said, the message's 
 account's CS context) and a policy configured in ``data/policy.yaml``. It returns a
 ``Decision`` with reason codes so that agents, CSMs and the dashboard can see *why*.
 
-Reason codes: ``requested_human``, ``strategic_intent``, ``low_confidence``,
-``negative_sentiment``, ``repeated_contact``, ``vip_account``, ``at_risk_account``,
-``renewal_window``.
+Reason codes: ``requested_human``, ``strategic_intent``, ``unknown_topic``, ``ambiguous``,
+``low_confidence``, ``negative_sentiment``, ``repeated_contact``, ``vip_account``,
+``at_risk_account``, ``renewal_window``.
+
+When the bot cannot act on the classifier's answer, the reason says why, as the classifier
+said it (``MessageFacts.abstain_reason``): ``unknown_topic`` (unlike anything the bot knows),
+``ambiguous`` (two or more intents are close) or ``low_confidence`` (anything else uncertain).
+
+Clarify instead of guessing: an ``ambiguous`` message that nothing else sends to a person (no
+request for a person, nothing strategic, negative or repeated, no account whose policy
+escalates plain FAQs) gets ``Action.clarify``: the bot asks "did you mean ...?" with the
+closest answerable intents (:func:`clarify_candidates`). With fewer than two of them, or when
+the previous clarification was answered by another ambiguous message, it escalates as
+``ambiguous``.
 
 A message that names a sensitive topic from ``strategic_terms`` (GDPR, a lawyer, a security
 vulnerability, a refund, cancelling...) is ``strategic_intent`` whatever the classifier
@@ -15,13 +26,14 @@ where an automatic answer costs the most.
 
 Priorities: P1 for a VIP or at-risk account with anything strategic, negative, repeated or
 uncertain (or asking for a person); P2 for strategic, negative or repeated problems, or an
-account in its renewal window; P3 otherwise.
+account in its renewal window; P3 otherwise. The three uncertainty reasons weigh the same.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -35,6 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class Reason(enum.StrEnum):
     requested_human = "requested_human"
     strategic_intent = "strategic_intent"
+    unknown_topic = "unknown_topic"
+    ambiguous = "ambiguous"
     low_confidence = "low_confidence"
     negative_sentiment = "negative_sentiment"
     repeated_contact = "repeated_contact"
@@ -46,6 +60,18 @@ class Reason(enum.StrEnum):
 class Action(enum.StrEnum):
     answer = "answer"
     escalate = "escalate"
+    clarify = "clarify"  # ask "did you mean ...?" with ``Decision.candidates``
+
+
+# The classifier's abstain reasons (``classifier.Prediction.reason``), as reason codes.
+UNCERTAINTY_REASONS: dict[str, Reason] = {
+    "unknown_topic": Reason.unknown_topic,
+    "ambiguous": Reason.ambiguous,
+    "low_confidence": Reason.low_confidence,
+}
+MAX_CLARIFY_OPTIONS = 3
+MIN_CLARIFY_PROBABILITY = 0.1  # a candidate below this is not worth a button...
+MIN_CLARIFY_SHARE = 1 / 3  # ...nor one below this share of the best guess
 
 
 class _Strict(BaseModel):
@@ -158,6 +184,9 @@ class MessageFacts:
     didnt_help: bool = False  # the customer said the last answer did not help
     same_intent_recent: int = 0  # earlier messages with this intent in the window
     strategic_term: str | None = None  # a policy strategic term the text names
+    abstain_reason: str | None = None  # why the classifier abstained (unknown_topic, ...)
+    candidates: tuple[str, ...] = ()  # answerable intents to offer (clarify_candidates)
+    after_clarification: bool = False  # it answers a "did you mean ...?" we asked
 
 
 @dataclass(frozen=True)
@@ -167,6 +196,7 @@ class Decision:
     priority: int | None = None
     offer_human: bool = False
     account_flags: tuple[Reason, ...] = field(default=())
+    candidates: tuple[str, ...] = ()  # clarify: the intents to offer, best first
 
     @property
     def escalate(self) -> bool:
@@ -206,7 +236,7 @@ def decide(
     account: AccountFacts | None,
     today: date,
 ) -> Decision:
-    """Decide whether to answer or escalate, with reason codes and a priority."""
+    """Decide whether to answer, clarify or escalate, with reason codes and a priority."""
     reasons: list[Reason] = []
     if message.requested_human or message.category in policy.human_categories:
         reasons.append(Reason.requested_human)
@@ -218,7 +248,7 @@ def decide(
         or message.confidence < policy.min_confidence
         or not (answerable or reasons)
     ):
-        reasons.append(Reason.low_confidence)
+        reasons.append(_uncertainty(message))
     if message.negativity is not None and message.negativity >= policy.sentiment.negative_threshold:
         reasons.append(Reason.negative_sentiment)
     if message.didnt_help or (
@@ -230,16 +260,30 @@ def decide(
     flags = account_flags(policy, account, today)
     vip = Reason.vip_account in flags
     at_risk = Reason.at_risk_account in flags
+    # The account's policy sends even a plain FAQ to a person.
+    faq_escalates = (at_risk and policy.at_risk.plain_faq == "escalate") or (
+        vip and policy.vip.plain_faq == "escalate"
+    )
 
     if not reasons:
         # A plain, confident FAQ (or small talk): account flags decide.
         if message.category == "smalltalk":
             return Decision(Action.answer, account_flags=tuple(flags))
-        if at_risk and policy.at_risk.plain_faq == "escalate":
-            return _escalate([*flags], 2, policy, flags)
-        if vip and policy.vip.plain_faq == "escalate":
+        if faq_escalates:
             return _escalate([*flags], 2, policy, flags)
         return Decision(Action.answer, offer_human=vip or at_risk, account_flags=tuple(flags))
+
+    if (
+        reasons == [Reason.ambiguous]
+        and not message.after_clarification
+        and len(message.candidates) >= 2
+        and not faq_escalates
+    ):
+        # Nothing but the doubt between close intents: ask which one was meant.
+        candidates = tuple(message.candidates[:MAX_CLARIFY_OPTIONS])
+        return Decision(
+            Action.clarify, tuple(reasons), account_flags=tuple(flags), candidates=candidates
+        )
 
     if vip or at_risk:
         priority = 1
@@ -252,6 +296,45 @@ def decide(
     else:
         priority = 3
     return _escalate([*reasons, *flags], priority, policy, flags)
+
+
+def _uncertainty(message: MessageFacts) -> Reason:
+    """Why the bot cannot act on the classifier's answer: the classifier's own reason when it
+    abstained for one we know, else ``low_confidence``."""
+    reason = UNCERTAINTY_REASONS.get(message.abstain_reason or "")
+    if reason is Reason.unknown_topic and message.intent is not None:
+        return Reason.low_confidence  # it did name an intent: not an unknown topic after all
+    return reason or Reason.low_confidence
+
+
+def clarify_candidates(
+    policy: PolicyConfig,
+    ranked: Sequence[tuple[str, float]],
+    categories: Mapping[str, str | None],
+) -> tuple[str, ...]:
+    """The intents worth offering in a "did you mean ...?", best first (at most three).
+
+    ``ranked`` is the classifier's best guess then its alternatives, as (intent,
+    probability), best first; ``categories`` maps intents to their FAQ category. Only
+    answerable intents (``policy.answerable_categories``) qualify, and only with a meaningful
+    probability: at least ``MIN_CLARIFY_PROBABILITY`` and at least ``MIN_CLARIFY_SHARE`` of
+    the best guess's.
+    """
+    if not ranked:
+        return ()
+    best = max(probability for _, probability in ranked)
+    floor = max(MIN_CLARIFY_PROBABILITY, best * MIN_CLARIFY_SHARE)
+    chosen: list[str] = []
+    for intent, probability in ranked:
+        if len(chosen) == MAX_CLARIFY_OPTIONS:
+            break
+        if (
+            probability >= floor
+            and intent not in chosen
+            and categories.get(intent) in policy.answerable_categories
+        ):
+            chosen.append(intent)
+    return tuple(chosen)
 
 
 def _escalate(

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from handoff import digest, signals
+from handoff.errors import Conflict
 from handoff.health import HealthConfig
 from handoff.models import Account, JobRun, utcnow
 
@@ -113,7 +114,8 @@ def run_job(
             else:
                 result = weekly_digest(session, options, period)
             done = session.get(JobRun, run_id)
-            assert done is not None
+            if done is None:
+                raise Conflict(f"job run {run_id} ({name} {period}) vanished before it finished")
             done.finished_at = utcnow()
             done.result = result[:1000]
             session.add(done)
@@ -138,7 +140,7 @@ def _take_over_stale(session: Session, name: str, period: str) -> int | None:
     ).first()
     if row is None or row.finished_at is not None or row.started_at > now - STALE_AFTER:
         return None
-    claimed = session.execute(
+    claimed = session.exec(
         update(JobRun)
         .where(col(JobRun.id) == row.id)
         .where(col(JobRun.finished_at).is_(None))

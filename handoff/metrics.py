@@ -46,8 +46,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from handoff.desk import Principal
-from handoff.errors import InvalidInput, PermissionDenied
+from handoff import access
+from handoff.access import Principal
+from handoff.errors import InvalidInput
 from handoff.models import (
     Account,
     Author,
@@ -58,7 +59,6 @@ from handoff.models import (
     Handoff,
     HandoffEvent,
     Message,
-    Role,
 )
 
 logger = logging.getLogger(__name__)
@@ -179,12 +179,7 @@ def _window(start: date, end: date) -> tuple[datetime, datetime]:
 
 def _owned_accounts(session: Session, principal: Principal) -> set[int] | None:
     """None: every account (and none); else the ids of the CSM's accounts."""
-    if principal.role in (Role.admin.value, Role.agent.value):
-        return None
-    if principal.role == Role.csm.value:
-        stmt = select(Account.id).where(Account.csm_id == principal.user_id)
-        return {i for i in session.exec(stmt).all() if i is not None}
-    raise PermissionDenied("only staff see the dashboard")
+    return access.account_ids(session, principal)
 
 
 def _tier_key(tier: str) -> tuple[int, str]:

@@ -372,3 +372,45 @@ class JobRun(SQLModel, table=True):
     started_at: datetime = _ts()
     finished_at: datetime | None = _ts_opt()
     result: str | None = Field(default=None, max_length=1000)
+
+
+class Prompt(SQLModel, table=True):
+    """A question we asked with one-tap answers (the buttons of one outbound message).
+
+    Only a tap on a button of an open prompt of the same conversation counts, once: a rating,
+    a vote or a clarification cannot be forged or repeated (``handoff/prompts.py``).
+    """
+
+    __tablename__ = "prompts"
+    __table_args__ = (
+        Index("ix_prompts_conversation_open", "conversation_id", "answered_at"),
+        Index("ix_prompts_open_kind", "kind", "answered_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id")
+    message_id: int = Field(foreign_key="messages.id")  # the outbound message with the buttons
+    kind: str = Field(max_length=16)  # helpful, csat, clarify, ...
+    options: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    answered_at: datetime | None = _ts_opt()  # set once: chosen, superseded or expired
+    outcome: str | None = Field(default=None, max_length=16)
+    choice: str | None = Field(default=None, max_length=64)  # the tapped button's data
+    answer_message_id: int | None = Field(default=None, foreign_key="messages.id")
+
+
+class StaffSession(SQLModel, table=True):
+    """A console login, named by a random id carried in the signed cookie.
+
+    Revoking is by id (logout, deactivation): a copy of the cookie dies with its session,
+    whatever the clock says (``handoff/users.py``).
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    revoked_at: datetime | None = _ts_opt()

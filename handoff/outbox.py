@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from handoff.models import OutboxEntry, OutboxStatus, utcnow
 
@@ -57,8 +57,8 @@ def enqueue(
     Returns None when an entry with the same ``dedupe_key`` already exists.
     """
     if dedupe_key is not None:
-        found = session.exec(  # type: ignore[call-overload]
-            select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)
+        found = session.execute(
+            select(col(OutboxEntry.id)).where(col(OutboxEntry.dedupe_key) == dedupe_key)
         ).first()
         if found is not None:
             return None
@@ -82,10 +82,10 @@ def claim_due(
     """Claim up to ``limit`` due entries, at most one per ordering key, and commit the claim."""
     now = now or utcnow()
     # Leases of crashed workers expire: their entries become pending again.
-    session.execute(
+    session.exec(
         update(OutboxEntry)
-        .where(OutboxEntry.status == OutboxStatus.sending.value)  # type: ignore[arg-type]
-        .where(OutboxEntry.locked_until < now)  # type: ignore[arg-type,operator]
+        .where(col(OutboxEntry.status) == OutboxStatus.sending.value)
+        .where(col(OutboxEntry.locked_until) < now)
         .values(status=OutboxStatus.pending.value, locked_until=None)
     )
     # Only the head of an ordering key (its oldest entry still pending or sending) may be
@@ -95,17 +95,15 @@ def claim_due(
     # worker; a join on the per-key minimum fared worse.
     unfinished = (
         select(
-            OutboxEntry.id,
-            OutboxEntry.status,
-            OutboxEntry.next_attempt_at,
+            col(OutboxEntry.id),
+            col(OutboxEntry.status),
+            col(OutboxEntry.next_attempt_at),
             func.row_number()
-            .over(partition_by=OutboxEntry.ordering_key, order_by=OutboxEntry.id)
+            .over(partition_by=col(OutboxEntry.ordering_key), order_by=col(OutboxEntry.id))
             .label("position"),
         )
         .where(
-            OutboxEntry.status.in_(  # type: ignore[attr-defined]
-                [OutboxStatus.pending.value, OutboxStatus.sending.value]
-            )
+            col(OutboxEntry.status).in_([OutboxStatus.pending.value, OutboxStatus.sending.value])
         )
         .subquery()
     )
@@ -123,24 +121,26 @@ def claim_due(
     )
     claimed: list[int] = []
     for entry_id in candidates:
-        result = session.execute(
+        result = session.exec(
             update(OutboxEntry)
-            .where(OutboxEntry.id == entry_id)  # type: ignore[arg-type]
-            .where(OutboxEntry.status == OutboxStatus.pending.value)  # type: ignore[arg-type]
+            .where(col(OutboxEntry.id) == entry_id)
+            .where(col(OutboxEntry.status) == OutboxStatus.pending.value)
             .values(
                 status=OutboxStatus.sending.value,
                 locked_until=now + LEASE,
-                attempts=OutboxEntry.attempts + 1,
+                attempts=col(OutboxEntry.attempts) + 1,
             )
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if result.rowcount == 1:
             claimed.append(entry_id)
     session.commit()
     if not claimed:
         return []
     rows = (
         session.execute(
-            select(OutboxEntry).where(OutboxEntry.id.in_(claimed)).order_by(OutboxEntry.id)  # type: ignore[union-attr,arg-type]
+            select(OutboxEntry)
+            .where(col(OutboxEntry.id).in_(claimed))
+            .order_by(col(OutboxEntry.id))
         )
         .scalars()
         .all()
@@ -150,9 +150,9 @@ def claim_due(
 
 def mark_sent(session: Session, entry_id: int, provider_message_id: str | None = None) -> None:
     """Record a successful delivery."""
-    session.execute(
+    session.exec(
         update(OutboxEntry)
-        .where(OutboxEntry.id == entry_id)  # type: ignore[arg-type]
+        .where(col(OutboxEntry.id) == entry_id)
         .values(
             status=OutboxStatus.sent.value,
             sent_at=utcnow(),
@@ -179,9 +179,9 @@ def mark_retry(
         mark_dead(session, entry.id or 0, f"gave up after {entry.attempts} attempts: {error}")
         return False
     wait = delay if delay is not None else policy.delay(entry.attempts)
-    session.execute(
+    session.exec(
         update(OutboxEntry)
-        .where(OutboxEntry.id == entry.id)  # type: ignore[arg-type]
+        .where(col(OutboxEntry.id) == entry.id)
         .values(
             status=OutboxStatus.pending.value,
             locked_until=None,
@@ -195,9 +195,9 @@ def mark_retry(
 def mark_dead(session: Session, entry_id: int, error: str) -> None:
     """Move an entry to the dead-letter state: visible, never retried automatically."""
     logger.warning("outbox entry %s dead-lettered: %s", entry_id, error)
-    session.execute(
+    session.exec(
         update(OutboxEntry)
-        .where(OutboxEntry.id == entry_id)  # type: ignore[arg-type]
+        .where(col(OutboxEntry.id) == entry_id)
         .values(status=OutboxStatus.dead.value, locked_until=None, last_error=error[:1000])
     )
 
@@ -226,19 +226,19 @@ def record_delivery_status(
     values: dict[str, Any] = {"delivery_status": status}
     if status == "failed" and error:
         values["last_error"] = error[:1000]
-    result = session.execute(
+    result = session.exec(
         update(OutboxEntry)
-        .where(OutboxEntry.channel == channel)  # type: ignore[arg-type]
-        .where(OutboxEntry.provider_message_id == provider_message_id)  # type: ignore[arg-type]
+        .where(col(OutboxEntry.channel) == channel)
+        .where(col(OutboxEntry.provider_message_id) == provider_message_id)
         .where(
             or_(
-                OutboxEntry.delivery_status.is_(None),  # type: ignore[union-attr]
-                OutboxEntry.delivery_status.in_(earlier),  # type: ignore[union-attr]
+                col(OutboxEntry.delivery_status).is_(None),
+                col(OutboxEntry.delivery_status).in_(earlier),
             )
         )
         .values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def delivery_failures(session: Session, message_ids: list[int]) -> dict[int, str]:
@@ -250,12 +250,12 @@ def delivery_failures(session: Session, message_ids: list[int]) -> dict[int, str
     if not message_ids:
         return {}
     rows = session.execute(
-        select(OutboxEntry.message_id, OutboxEntry.last_error)
-        .where(OutboxEntry.message_id.in_(message_ids))  # type: ignore[union-attr]
+        select(col(OutboxEntry.message_id), col(OutboxEntry.last_error))
+        .where(col(OutboxEntry.message_id).in_(message_ids))
         .where(
             or_(
-                OutboxEntry.status == OutboxStatus.dead.value,  # type: ignore[arg-type]
-                OutboxEntry.delivery_status == "failed",  # type: ignore[arg-type]
+                col(OutboxEntry.status) == OutboxStatus.dead.value,
+                col(OutboxEntry.delivery_status) == "failed",
             )
         )
     ).all()
@@ -266,9 +266,9 @@ def next_due_in(session: Session, now: datetime | None = None) -> float | None:
     """Seconds until the next pending entry is due (0 if one is due), None if none pending."""
     now = now or utcnow()
     first = session.execute(
-        select(OutboxEntry.next_attempt_at)
-        .where(OutboxEntry.status == OutboxStatus.pending.value)  # type: ignore[arg-type]
-        .order_by(OutboxEntry.next_attempt_at)  # type: ignore[arg-type]
+        select(col(OutboxEntry.next_attempt_at))
+        .where(col(OutboxEntry.status) == OutboxStatus.pending.value)
+        .order_by(col(OutboxEntry.next_attempt_at))
         .limit(1)
     ).scalar()
     if first is None:

@@ -1,8 +1,10 @@
 """Privacy: erase one person everywhere, and retention of old conversation content.
 
 Erasure removes what identifies the person or what they wrote — message texts and raw
-payloads, channel addresses, name, email, link token, their words inside handoff snapshots,
-CSM alerts, queued outbox payloads and dead-lettered payloads — while keeping the rows that
+payloads, channel addresses (outbox ordering keys too), name, email, link token, their words
+inside handoff snapshots, CSM alerts, queued outbox payloads and dead-lettered payloads, their
+NPS answers' email, id and comment, and the contact a chat profile created for an identity
+that was later linked to them — while keeping the rows that
 carry no personal data, so aggregate figures (message and handoff counts, intents, CSAT
 scores, resolution times) stay true. Redelivery of an erased message is still recognised as a
 duplicate (its delivery id is kept), so erased text cannot come back through a webhook retry.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from handoff.errors import NotFound
@@ -26,6 +29,7 @@ from handoff.models import (
     Handoff,
     InboundEvent,
     Message,
+    NpsResponse,
     OutboxEntry,
     utcnow,
 )
@@ -43,6 +47,8 @@ class ErasureReport:
     outbox: int = 0
     dead_letters: int = 0
     snapshots_elsewhere: int = 0
+    nps: int = 0
+    profiles: int = 0
 
     def format(self) -> str:
         return (
@@ -50,7 +56,8 @@ class ErasureReport:
             f"{self.identities} channel identities, {self.handoffs} handoff snapshots, "
             f"{self.alerts} alerts, {self.outbox} outbox entries, "
             f"{self.dead_letters} dead-lettered payloads, "
-            f"{self.snapshots_elsewhere} mentions in other snapshots"
+            f"{self.snapshots_elsewhere} mentions in other snapshots, "
+            f"{self.nps} NPS answers, {self.profiles} contacts made from chat profiles"
         )
 
 
@@ -126,14 +133,22 @@ def erase_contact(session: Session, contact_id: int) -> ErasureReport:
                 handoff.context = context
                 session.add(handoff)
                 report.snapshots_elsewhere += 1
+    by_address = {(i.channel, i.external_id): i.id or 0 for i in identities}
     for channel, address in addresses:
+        # the ordering key (``telegram:<chat id>``, ``whatsapp:<phone>``) names the address too
         for entry in session.exec(
             select(OutboxEntry)
             .where(OutboxEntry.channel == channel)
-            .where(OutboxEntry.target == address)
+            .where(
+                or_(
+                    col(OutboxEntry.target) == address,
+                    col(OutboxEntry.ordering_key) == f"{channel}:{address}",
+                )
+            )
         ).all():
             entry.payload = {"text": ERASED}
             entry.target = ERASED
+            entry.ordering_key = f"{channel}:erased:{by_address[(channel, address)]}"
             if entry.status == "pending":
                 entry.status = "dead"
                 entry.last_error = "recipient erased"
@@ -145,11 +160,14 @@ def erase_contact(session: Session, contact_id: int) -> ErasureReport:
                 event.body = ERASED
                 session.add(event)
                 report.dead_letters += 1
+    profile_names = {i.display_name for i in identities if i.display_name}
     for identity in identities:
         identity.external_id = f"erased:{identity.id}"
         identity.display_name = None
         session.add(identity)
         report.identities += 1
+    report.nps += _erase_nps(session, contact.email)
+    report.profiles += _erase_profile_contacts(session, contact_id, profile_names)
     contact.name = None
     contact.email = None
     contact.link_token = None
@@ -157,6 +175,51 @@ def erase_contact(session: Session, contact_id: int) -> ErasureReport:
     session.add(contact)
     session.flush()
     return report
+
+
+def _erase_nps(session: Session, email: str | None) -> int:
+    """NPS answers given by this person: their email, the id built from it, their comment."""
+    if not email:
+        return 0
+    rows = session.exec(
+        select(NpsResponse).where(
+            or_(
+                func.lower(NpsResponse.contact_email) == email.lower(),
+                col(NpsResponse.external_id).contains(email, autoescape=True),
+            )
+        )
+    ).all()
+    for row in rows:  # the score and date stay: they are the account's, not the person's
+        row.contact_email = None
+        row.comment = None
+        row.external_id = f"erased:{row.id}"
+        session.add(row)
+    return len(rows)
+
+
+def _erase_profile_contacts(session: Session, contact_id: int, names: set[str]) -> int:
+    """Contacts created from a chat profile (a WhatsApp or Telegram name) for an identity that
+    was later linked to this person: left without identity or conversation, they still hold
+    the profile name. Their name goes too."""
+    if not names:
+        return 0
+    has_identity = select(ChannelIdentity.contact_id)
+    has_conversation = select(Conversation.contact_id)
+    orphans = session.exec(
+        select(Contact)
+        .where(Contact.id != contact_id)
+        .where(col(Contact.name).in_(names))
+        .where(col(Contact.email).is_(None))
+        .where(col(Contact.account_id).is_(None))
+        .where(col(Contact.id).not_in(has_identity))
+        .where(col(Contact.id).not_in(has_conversation))
+    ).all()
+    for orphan in orphans:
+        orphan.name = None
+        orphan.link_token = None
+        orphan.unreachable = True
+        session.add(orphan)
+    return len(orphans)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 Long texts are split here, at enqueue time, into ordered parts of at most ``limit``
 characters, one outbox entry each, so a crash between parts resends nothing already sent.
+A message with buttons is recorded as a prompt (``handoff/prompts.py``): only its buttons'
+data count as answers, once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from handoff import outbox
+from handoff import outbox, prompts
 from handoff.models import ChannelIdentity, Conversation, Direction, Message
 
 DEFAULT_TEXT_LIMITS = {"telegram": 4096, "whatsapp": 4096, "webchat": 10_000}
@@ -47,11 +49,14 @@ def queue_reply(
     intent: str | None = None,
     author_user_id: int | None = None,
     text_limits: dict[str, int] | None = None,
+    prompt_kind: str | None = None,
+    prompt_details: dict[str, Any] | None = None,
 ) -> Message:
     """Store an outbound message and queue its parts for delivery on the conversation's channel.
 
     ``buttons`` are ``{"text": ..., "data": ...}`` dicts, attached to the last part; channels
-    without buttons fall back to text.
+    without buttons fall back to text. They are recorded as a prompt of ``prompt_kind`` (by
+    default the first button's prefix, e.g. ``csat``) with ``prompt_details``.
     """
     identity = session.get(ChannelIdentity, conversation.identity_id)
     if identity is None:
@@ -81,5 +86,14 @@ def queue_reply(
             payload=payload,
             ordering_key=f"{conversation.channel}:{identity.external_id}",
             message_id=message.id,
+        )
+    if buttons:
+        prompts.offer(
+            session,
+            conversation.id or 0,
+            message.id or 0,
+            [b["data"] for b in buttons],
+            kind=prompt_kind,
+            details=prompt_details,
         )
     return message

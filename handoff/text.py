@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -29,6 +29,35 @@ def storable_json(value: Any) -> Any:
         return {storable(str(k)): storable_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [storable_json(v) for v in value]
+    return value
+
+
+MAX_DEPTH = 32  # nesting of lists and objects in a JSON value we accept from outside
+
+
+def depth_of(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply lists and dicts nest in ``value`` (counting stops just past ``limit``).
+
+    Iterative, so a value nested thousands deep costs no recursion.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list | tuple):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def refuse_too_deep(value: Any, limit: int = MAX_DEPTH) -> Any:
+    """``value`` unchanged; ValueError if lists and objects nest deeper than ``limit``."""
+    if depth_of(value, limit) > limit:
+        raise ValueError(f"the value is nested more than {limit} levels deep")
     return value
 
 
@@ -51,9 +80,13 @@ def refuse_unstorable(value: Any, where: str = "") -> Any:
 
 
 class StorableInput(BaseModel):
-    """An input model whose strings, anywhere in it, can be stored on every database."""
+    """An input model whose values, anywhere in it, can be stored on every database and read
+    back: no NUL or lone surrogate in strings, no NaN or infinity in numbers, no nesting
+    deeper than ``MAX_DEPTH``."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_unstorable(cls, data: Any) -> Any:
-        return refuse_unstorable(data)
+        return refuse_unstorable(refuse_too_deep(data))

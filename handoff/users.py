@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 from pwdlib import PasswordHash
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from handoff.errors import InvalidInput, NotFound
-from handoff.models import Role, User, utcnow
+from handoff.models import Role, StaffSession, User, utcnow
 
 TOKEN_PREFIX = "tb_"  # noqa: S105 - a public prefix, not a secret
 _passwords = PasswordHash.recommended()
@@ -122,17 +123,46 @@ def set_active(session: Session, user_id: int, active: bool) -> User:
     return user
 
 
+def open_session(session: Session, user: User, lifetime: timedelta) -> str:
+    """Record a new console session of ``user``; its id goes into the signed cookie."""
+    now = utcnow()
+    # forget sessions that ended a day ago or more (they can no longer be presented)
+    stale = select(StaffSession).where(col(StaffSession.expires_at) < now - timedelta(days=1))
+    for old in session.exec(stale).all():
+        session.delete(old)
+    session_id = secrets.token_urlsafe(32)
+    session.add(
+        StaffSession(id=session_id, user_id=user.id or 0, created_at=now, expires_at=now + lifetime)
+    )
+    session.flush()
+    return session_id
+
+
+def session_active(session: Session, user: User, session_id: str | None) -> bool:
+    """Whether the console session ``session_id`` of ``user`` is open (not revoked, not over)."""
+    if not session_id:
+        return False
+    found = session.get(StaffSession, session_id)
+    return (
+        found is not None
+        and found.user_id == user.id
+        and found.revoked_at is None
+        and found.expires_at > utcnow()
+    )
+
+
 def revoke_sessions(session: Session, user: User) -> None:
-    """Void every console session of ``user`` issued until now (logout, everywhere)."""
-    user.sessions_valid_from = utcnow()
+    """End every open console session of ``user`` (logout everywhere, deactivation), by id:
+    copies of their cookies die with them, and a login right after opens a new one."""
+    now = utcnow()
+    user.sessions_valid_from = now
     session.add(user)
-
-
-def session_revoked(user: User, issued_at: int) -> bool:
-    """Whether a session issued at ``issued_at`` (whole Unix seconds) was revoked.
-
-    Sessions carry whole seconds: one issued in the very second of a logout survives it
-    (so that logging in again at once works); any earlier one is refused.
-    """
-    valid_from = user.sessions_valid_from
-    return valid_from is not None and issued_at < int(valid_from.timestamp())
+    open_ones = (
+        select(StaffSession)
+        .where(StaffSession.user_id == user.id)
+        .where(col(StaffSession.revoked_at).is_(None))
+    )
+    for found in session.exec(open_ones).all():
+        found.revoked_at = now
+        session.add(found)
+    session.flush()

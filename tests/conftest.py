@@ -64,6 +64,8 @@ def postgres_url() -> Iterator[str]:
 
 
 TABLES = (
+    "prompts",
+    "staff_sessions",
     "outbox",
     "handoff_events",
     "feedback",
@@ -127,6 +129,7 @@ def make_settings(database_url: str, model_path: Path, **overrides: Any) -> Sett
         "environment": "test",
         "database_url": database_url,
         "model_path": model_path,
+        "model_backend": "tfidf",  # the session's model (light: no encoder in the suite)
         "telegram_bot_token": BOT_TOKEN,
         "telegram_webhook_secret": WEBHOOK_SECRET,
         "outbox_poll_seconds": 0.05,

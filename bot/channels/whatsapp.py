@@ -10,7 +10,12 @@ secret>``. Every ``entry[].changes[].value`` may carry ``messages`` (what custom
 Outbound: ``POST {base}/{phone_number_id}/messages`` with a Bearer token. Free-form
 messages are only allowed within 24 hours of the customer's last message; outside it Meta
 refuses with error 131047 and only an approved template may be sent. Senders raise the
-errors of :mod:`bot.channels.base`.
+errors of :mod:`bot.channels.base`. Buttons become interactive messages within the Cloud
+API's limits: up to 3 *reply buttons* (titles of at most 20 characters), or a *list message*
+for 4 to 10 options (one section of rows: titles of at most 24 characters, ids of at most
+200, a body of at most 1024 characters and an opening button of at most 20); beyond those
+limits the options are listed in the text. A tapped button comes back as ``button_reply``, a
+chosen row as ``list_reply``, both with our id.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ MAX_INTERACTIVE_BODY = 1024  # body text of an interactive message
 MAX_BUTTONS = 3
 MAX_BUTTON_TITLE = 20
 MAX_BUTTON_ID = 256
+MAX_LIST_ROWS = 10
+MAX_ROW_TITLE = 24
+MAX_ROW_ID = 200
+LIST_BUTTON_TEXT = "Choose"  # opens the list (at most 20 characters)
 MAX_CALLBACK_DATA = 64  # our own buttons never carry more (Telegram's limit, shared data)
 MAX_ID = 128  # our columns for delivery ids and sender addresses
 DEFAULT_API_BASE_URL = "https://graph.facebook.com/v21.0"
@@ -285,36 +294,52 @@ class WhatsAppSender:
 
 
 def build_message(target: str, message: OutboundMessage) -> dict[str, Any]:
-    """The Cloud API body: reply buttons when they fit WhatsApp's limits, else plain text."""
+    """The Cloud API body: reply buttons (up to 3) or a list (up to 10) when the options fit
+    WhatsApp's limits, else plain text listing them."""
     common = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": target}
     buttons = message.buttons
-    fits = (
-        0 < len(buttons) <= MAX_BUTTONS
-        and len(message.text) <= MAX_INTERACTIVE_BODY
-        and all(0 < len(b.data) <= MAX_BUTTON_ID and b.text.strip() for b in buttons)
-        and len({_title(b) for b in buttons}) == len(buttons)
-    )
-    if fits:
-        return {
-            **common,
-            "type": "interactive",
-            "interactive": {
-                "type": "button",
-                "body": {"text": message.text},
-                "action": {
-                    "buttons": [
-                        {"type": "reply", "reply": {"id": b.data, "title": _title(b)}}
-                        for b in buttons
-                    ]
-                },
+    interactive = None
+    if _fits(message, MAX_BUTTONS, MAX_BUTTON_ID, MAX_BUTTON_TITLE):
+        interactive = {
+            "type": "button",
+            "body": {"text": message.text},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": b.data, "title": _title(b)}} for b in buttons
+                ]
             },
         }
+    elif _fits(message, MAX_LIST_ROWS, MAX_ROW_ID, MAX_ROW_TITLE):
+        rows = [{"id": b.data, "title": _title(b, MAX_ROW_TITLE)} for b in buttons]
+        interactive = {
+            "type": "list",
+            "body": {"text": message.text},
+            "action": {
+                "button": LIST_BUTTON_TEXT,
+                "sections": [{"title": "Options", "rows": rows}],
+            },
+        }
+    if interactive is not None:
+        return {**common, "type": "interactive", "interactive": interactive}
     return {**common, "type": "text", "text": {"body": _with_options(message.text, buttons)}}
 
 
-def _title(button: Button) -> str:
+def _fits(message: OutboundMessage, count: int, id_limit: int, title_limit: int) -> bool:
+    """Whether the options can be ``count`` tappable items with these limits (titles are cut
+    to ``title_limit``, so they must still differ)."""
+    buttons = message.buttons
+    return (
+        0 < len(buttons) <= count
+        and len(message.text) <= MAX_INTERACTIVE_BODY
+        and all(0 < len(b.data) <= id_limit and b.text.strip() for b in buttons)
+        and len({_title(b, title_limit) for b in buttons}) == len(buttons)
+        and len({b.data for b in buttons}) == len(buttons)
+    )
+
+
+def _title(button: Button, limit: int = MAX_BUTTON_TITLE) -> str:
     title = button.text.strip()
-    return title if len(title) <= MAX_BUTTON_TITLE else title[: MAX_BUTTON_TITLE - 1] + "…"
+    return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
 def _with_options(text: str, buttons: tuple[Button, ...]) -> str:

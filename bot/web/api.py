@@ -10,16 +10,17 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from bot.web import errors
+from bot.web.bearer import principal_of
 from bot.web.deps import ServicesDep
-from handoff import accounts, desk, privacy, users
-from handoff.errors import InvalidInput, PermissionDenied
-from handoff.models import Account, Message, Role
+from handoff import access, accounts, desk, privacy, users
+from handoff.errors import InvalidInput
+from handoff.models import Account, Message
 from handoff.text import StorableInput, refuse_unstorable
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors.responses(401))
@@ -45,9 +46,13 @@ _bearer = HTTPBearer(
 
 
 def _principal(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> desk.Principal:
+    checked = principal_of(request.state)  # the BearerAuth middleware checked it before the body
+    if checked is not None:
+        return checked
     token = credentials.credentials.strip() if credentials else ""
     user = users.user_for_token(session, token) if token else None
     if user is None:
@@ -424,8 +429,7 @@ def link_contact(
 
 # ------------------------------------------------------------------ accounts / contacts
 def _require_admin(principal: desk.Principal) -> None:
-    if principal.role != Role.admin.value:
-        raise PermissionDenied("only admins (or a CRM sync token) may change accounts")
+    access.require_admin(principal, "change accounts and contacts (or a CRM sync token)")
 
 
 @router.put(
@@ -450,7 +454,7 @@ def upsert_account(
 )
 def get_account(external_id: ExternalId, session: SessionDep, principal: PrincipalDep) -> Any:
     account = accounts.get_account(session, external_id)
-    if principal.role == Role.csm.value and account.csm_id != principal.user_id:
+    if not access.may_see_account(principal, account):
         raise HTTPException(404, f"account {external_id} not found")
     return _account_out(account)
 
@@ -480,6 +484,8 @@ class ErasureOut(BaseModel):
     outbox: int
     dead_letters: int
     snapshots_elsewhere: int
+    nps: int = 0
+    profiles: int = 0
 
 
 @router.delete(

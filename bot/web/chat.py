@@ -30,7 +30,9 @@ from sqlmodel import Session
 
 from bot.channels import webchat
 from bot.web.deps import ServicesDep
+from bot.web.rate_limit import SLOW_DOWN
 from bot.web.webhooks import read_body
+from handoff.text import depth_of
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["webchat"])
@@ -38,6 +40,8 @@ templates = Jinja2Templates(
     env=Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 )
 
+MAX_ID = 2**63 - 1  # message ids are at most a signed 64-bit integer on every database
+MAX_DEPTH = 8  # the widget sends a flat object
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 5.0
 STREAM_SECONDS = 300.0
@@ -112,11 +116,21 @@ async def post_message(
     visitor: VisitorDep,
 ) -> dict[str, object]:
     """Receive one message from the widget; answers only once it is committed."""
+    limits = services.chat_limits
+    address = request.client.host if request.client else "unknown"
+    wait = limits.retry_after(visitor.id, address) if limits is not None else 0
+    if wait:
+        logger.info("web chat: rate limited a visitor (%d s)", wait)
+        raise HTTPException(429, SLOW_DOWN, headers={"Retry-After": str(wait)})
     body = await read_body(request, services.settings.max_body_bytes)
     try:
         data = json.loads(body)
+    except RecursionError as exc:  # the C decoder's answer to '[' * 100000
+        raise HTTPException(400, "the body is not valid JSON: it nests too deeply") from exc
     except ValueError as exc:
         raise HTTPException(400, "the body is not valid JSON") from exc
+    if depth_of(data, MAX_DEPTH) > MAX_DEPTH:
+        raise HTTPException(422, "the body nests too deeply")
     try:
         inbound = webchat.parse_post(data, visitor.id)
     except webchat.InvalidPost as exc:
@@ -136,7 +150,7 @@ async def list_messages(
     response: Response,
     services: ServicesDep,
     visitor: VisitorDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, list[webchat.ChatMessagePublic]]:
     """The visitor's messages after ``after`` (the latest ones when 0), oldest first."""
     visitor.set_cookie(response)
@@ -150,11 +164,11 @@ async def stream(
     services: ServicesDep,
     chat: WebChatDep,
     visitor: VisitorDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: each new message of the visitor as one ``data:`` JSON event."""
-    if last_event_id is not None and last_event_id.isdigit():
+    if last_event_id is not None and last_event_id.isdigit() and len(last_event_id) < 19:
         after = max(after, int(last_event_id))
     response = StreamingResponse(
         _events(services.engine, chat.hub, visitor.id, after),

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -27,16 +27,18 @@ from sqlmodel import Session, col, select
 
 from bot.web import console_views as views
 from bot.web.deps import ServicesDep
+from bot.web.forms import PathId, bounded_int, refuse_unstorable_input
 from bot.web.sessions import (
     COOKIE_NAME,
     COOKIE_PATH,
     FLASH_COOKIE,
+    SESSION_SECONDS,
     ConsoleSession,
     LoginLimiter,
     SessionSigner,
     csrf_ok,
 )
-from handoff import alerts, context, desk, users
+from handoff import access, alerts, context, desk, users
 from handoff.errors import InvalidInput, NotFound, TriageError
 from handoff.health import health_trends
 from handoff.models import Account, Handoff, Role, User
@@ -52,7 +54,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
-STAFF_ROLES = {Role.admin.value, Role.agent.value, Role.csm.value}
+STAFF_ROLES = access.STAFF_ROLES
 WRONG_LOGIN = "Wrong email or password."
 FLASH_SECONDS = 60
 templates = Jinja2Templates(
@@ -77,7 +79,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False, lifespan=_lifespan)
+router = APIRouter(
+    prefix="/console",
+    tags=["console"],
+    include_in_schema=False,
+    lifespan=_lifespan,
+    dependencies=[Depends(refuse_unstorable_input)],
+)
 
 
 # -------------------------------------------------------------------------- dependencies
@@ -110,7 +118,7 @@ def _who(request: Request, state: ConsoleState, db: Session) -> Staff | None:
     user = db.get(User, session.user_id)
     if user is None or not user.is_active or user.role not in STAFF_ROLES:
         return None
-    if users.session_revoked(user, session.issued_at):
+    if not users.session_active(db, user, session.session_id):
         return None
     return Staff(user, desk.Principal.of(user), session)
 
@@ -282,7 +290,10 @@ def login(
         values["error"] = WRONG_LOGIN
         return _page(request, "login.html", None, values, status=401, csrf=anonymous.csrf)
     state.limiter.succeeded(email, address)
-    session, value = state.signer.issue(user.id)  # a new session and CSRF token at login
+    session_id = users.open_session(db, user, timedelta(seconds=SESSION_SECONDS))
+    db.commit()
+    # a new session and CSRF token at login
+    session, value = state.signer.issue(user.id, session_id=session_id)
     done = _redirect(request, _safe_next(next))
     _set_session(done, request, value, session.expires_at - session.issued_at)
     return done
@@ -391,7 +402,7 @@ def _transfer_targets(db: Session, staff: Staff, detail: desk.HandoffDetail) -> 
 
 
 @router.get("/handoffs/{handoff_id}", response_class=HTMLResponse)
-def handoff_page(handoff_id: int, request: Request, staff: StaffDep, db: DbDep) -> Response:
+def handoff_page(handoff_id: PathId, request: Request, staff: StaffDep, db: DbDep) -> Response:
     """A conversation: transcript, CS context card and the actions on its handoff."""
     try:
         detail = desk.get_handoff(db, staff.principal, handoff_id)
@@ -402,7 +413,7 @@ def handoff_page(handoff_id: int, request: Request, staff: StaffDep, db: DbDep) 
     live_recent = context.recent_contacts(db, detail.contact, detail.account)
     recent = live_recent or (h.context or {}).get("recent_contacts") or []
     now = _now()
-    is_admin = staff.user.role == Role.admin.value
+    is_admin = access.is_admin(staff.principal)
     mine = h.status == "assigned" and (h.assignee_id == staff.user.id or is_admin)
     lines = [views.message_line(m, names, detail.undelivered) for m in detail.transcript]
     values = {
@@ -442,7 +453,7 @@ def handoff_page(handoff_id: int, request: Request, staff: StaffDep, db: DbDep) 
 
 
 @router.get("/handoffs/{handoff_id}/updates.json")
-def handoff_updates(handoff_id: int, staff: StaffJsonDep, db: DbDep, after: int = 0) -> Response:
+def handoff_updates(handoff_id: PathId, staff: StaffJsonDep, db: DbDep, after: int = 0) -> Response:
     """New transcript lines after message ``after`` and the handoff's current state."""
     try:
         detail = desk.get_handoff(db, staff.principal, handoff_id)
@@ -494,7 +505,7 @@ def _act(
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.strip().isdigit() else None
+    return bounded_int(value)
 
 
 Text = Annotated[str, Form(max_length=desk.MAX_REPLY_CHARS + 100)]
@@ -503,7 +514,7 @@ Short = Annotated[str, Form(max_length=500)]
 
 @router.post("/handoffs/{handoff_id}/claim", dependencies=CSRF)
 def claim(
-    handoff_id: int,
+    handoff_id: PathId,
     request: Request,
     services: ServicesDep,
     staff: StaffDep,
@@ -518,7 +529,7 @@ def claim(
 
 @router.post("/handoffs/{handoff_id}/release", dependencies=CSRF)
 def release(
-    handoff_id: int,
+    handoff_id: PathId,
     request: Request,
     services: ServicesDep,
     staff: StaffDep,
@@ -533,7 +544,7 @@ def release(
 
 @router.post("/handoffs/{handoff_id}/transfer", dependencies=CSRF)
 def transfer(
-    handoff_id: int,
+    handoff_id: PathId,
     request: Request,
     services: ServicesDep,
     staff: StaffDep,
@@ -552,7 +563,7 @@ def transfer(
 
 @router.post("/handoffs/{handoff_id}/resolve", dependencies=CSRF)
 def resolve(
-    handoff_id: int,
+    handoff_id: PathId,
     request: Request,
     services: ServicesDep,
     staff: StaffDep,
@@ -575,7 +586,7 @@ def resolve(
 
 @router.post("/handoffs/{handoff_id}/return-to-bot", dependencies=CSRF)
 def return_to_bot(
-    handoff_id: int,
+    handoff_id: PathId,
     request: Request,
     services: ServicesDep,
     staff: StaffDep,
@@ -590,7 +601,7 @@ def return_to_bot(
 
 @router.post("/handoffs/{handoff_id}/reply", dependencies=CSRF)
 def reply(
-    handoff_id: int,
+    handoff_id: PathId,
     request: Request,
     services: ServicesDep,
     staff: StaffDep,
@@ -606,7 +617,7 @@ def reply(
 
 @router.post("/handoffs/{handoff_id}/note", dependencies=CSRF)
 def add_note(
-    handoff_id: int,
+    handoff_id: PathId,
     request: Request,
     services: ServicesDep,
     staff: StaffDep,
@@ -626,9 +637,7 @@ ESCALATION_REASONS = {"vip_account", "at_risk_account"}
 @router.get("/accounts", response_class=HTMLResponse)
 def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
     """A CSM's accounts (everyone's for admins and agents) and their VIP/at-risk escalations."""
-    stmt = select(Account)
-    if staff.user.role == Role.csm.value:
-        stmt = stmt.where(Account.csm_id == staff.user.id)
+    stmt = access.visible_accounts(select(Account), staff.principal)
     found = db.exec(stmt.order_by(col(Account.name))).all()
     open_counts = dict(
         db.exec(
@@ -658,7 +667,7 @@ def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
         for v in desk.list_handoffs(db, staff.principal)
         if ESCALATION_REASONS & set(v.handoff.reasons or [])
     ]
-    scope = "Your accounts" if staff.user.role == Role.csm.value else "All accounts"
+    scope = "All accounts" if access.sees_every_account(staff.principal) else "Your accounts"
     names_by_account = {a.id: a.name for a in found}
     cs_alerts = [
         {
@@ -683,7 +692,7 @@ def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
 
 
 @router.post("/alerts/{alert_id}/ack", dependencies=CSRF)
-def acknowledge_alert(alert_id: int, request: Request, staff: StaffDep, db: DbDep) -> Response:
+def acknowledge_alert(alert_id: PathId, request: Request, staff: StaffDep, db: DbDep) -> Response:
     """Acknowledge a proactive CS alert (only the CSM it was sent to, or an admin)."""
     url = "/console/accounts"
     try:

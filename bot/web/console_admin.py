@@ -16,16 +16,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from bot.model import policy_guard
 from bot.retrain import Retrainer
+from bot.template_limits import LimitedSandbox, check_template
 from bot.web.console import CSRF, DbDep, Staff, StaffDep, _page, _redirect
 from bot.web.deps import ServicesDep
+from bot.web.forms import PathId, refuse_unstorable_input
 from classifier import model_is_current, train_faq_model
 from classifier.faq import FaqError
 from classifier.faq_edit import set_answer
-from handoff import users
+from handoff import access, users
 from handoff.errors import InvalidInput, TriageError
 from handoff.models import Role, User
 from handoff.policy_edit import Thresholds, clean_terms, save_strategic_terms, save_thresholds
@@ -33,6 +36,14 @@ from handoff.policy_edit import Thresholds, clean_terms, save_strategic_terms, s
 logger = logging.getLogger(__name__)
 
 ADMIN_URL = "/console/admin"
+TEMPLATES = LimitedSandbox(autoescape=False)
+
+
+def check_limits(answer: str, variables: dict[str, Any]) -> None:
+    """ValueError when an answer template uses unknown variables or does too much work."""
+    check_template(answer.replace("\r\n", "\n").strip(), variables, TEMPLATES)
+
+
 SAMPLE = {"contact_name": "Alex", "account_name": "Acme", "plan": "Business", "csm_name": "Sam"}
 
 
@@ -44,7 +55,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     def train() -> object:
         return train_faq_model(
-            settings.faq_path, settings.model_path, backend=settings.model_backend
+            settings.faq_path,
+            settings.model_path,
+            backend=settings.model_backend,
+            guard=policy_guard(settings.policy_path),
         )
 
     app.state.retrainer = Retrainer(train, services.models.load)
@@ -52,13 +66,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.retrainer.wait(timeout=60)
 
 
-router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False, lifespan=_lifespan)
+router = APIRouter(
+    prefix="/console",
+    tags=["console"],
+    include_in_schema=False,
+    lifespan=_lifespan,
+    dependencies=[Depends(refuse_unstorable_input)],
+)
 
 Short = Annotated[str, Form(max_length=500)]
 
 
 def _is_admin(staff: Staff) -> bool:
-    return staff.user.role == Role.admin.value
+    return access.is_admin(staff.principal)
 
 
 def _forbidden(request: Request, staff: Staff) -> HTMLResponse:
@@ -92,6 +112,9 @@ def _model(services: Any, retrainer: Retrainer) -> dict[str, Any]:
         "coverage": pct(cv.get("coverage")),
         "precision": pct(cv.get("precision")),
         "threshold": f"{meta['threshold']:.3f}" if "threshold" in meta else "—",
+        "unknown_refused": pct(cv.get("unknown_refused")),
+        "oos_prior": pct(cv.get("oos_prior")),
+        "safety": meta.get("faq_safety") or {},
         "stale": stale,
         "training": state.running,
         "train_error": state.error,
@@ -166,7 +189,7 @@ def create_user(
 
 @router.post("/admin/users/{user_id}/role", dependencies=CSRF)
 def change_role(
-    user_id: int, request: Request, staff: StaffDep, db: DbDep, role: Short = ""
+    user_id: PathId, request: Request, staff: StaffDep, db: DbDep, role: Short = ""
 ) -> Response:
     if not _is_admin(staff):
         return _forbidden(request, staff)
@@ -177,7 +200,7 @@ def change_role(
 
 @router.post("/admin/users/{user_id}/active", dependencies=CSRF)
 def change_active(
-    user_id: int, request: Request, staff: StaffDep, db: DbDep, active: Short = ""
+    user_id: PathId, request: Request, staff: StaffDep, db: DbDep, active: Short = ""
 ) -> Response:
     if not _is_admin(staff):
         return _forbidden(request, staff)
@@ -188,7 +211,7 @@ def change_active(
 
 @router.post("/admin/users/{user_id}/token", dependencies=CSRF)
 def issue_token(
-    user_id: int, request: Request, services: ServicesDep, staff: StaffDep, db: DbDep
+    user_id: PathId, request: Request, services: ServicesDep, staff: StaffDep, db: DbDep
 ) -> Response:
     """A new API token, shown once on this response (never in a cookie or a URL)."""
     if not _is_admin(staff):
@@ -217,8 +240,9 @@ def edit_answer(
         return _forbidden(request, staff)
     variables = {**services.models.config().links, **SAMPLE}
     try:
+        check_limits(answer, variables)
         set_answer(Path(services.settings.faq_path), intent, answer, variables)
-    except FaqError as exc:
+    except (FaqError, ValueError) as exc:
         error = {"intent": intent, "message": f"Not saved: {exc}", "answer": answer}
         values = _admin_values(request, services, db, faq_error=error)
         return _page(request, "admin.html", staff, values, status=422)

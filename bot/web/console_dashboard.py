@@ -10,17 +10,23 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from bot.web import charts
 from bot.web import console_views as views
 from bot.web.console import DbDep, StaffDep, _now, _page
 from bot.web.deps import ServicesDep
+from bot.web.forms import refuse_unstorable_input
 from handoff import metrics
 from handoff.errors import InvalidInput
 
-router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
+router = APIRouter(
+    prefix="/console",
+    tags=["console"],
+    include_in_schema=False,
+    dependencies=[Depends(refuse_unstorable_input)],
+)
 
 DEFAULT_DAYS = 30
 

@@ -18,6 +18,8 @@ from handoff.models import Account, Author, Direction, HandoffStatus, Message, U
 REASONS: dict[str, str] = {
     "vip_account": "VIP",
     "strategic_intent": "strategic",
+    "unknown_topic": "unfamiliar topic",
+    "ambiguous": "ambiguous question",
     "low_confidence": "low confidence",
     "at_risk_account": "at risk",
     "renewal_window": "renewal window",

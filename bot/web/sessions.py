@@ -1,13 +1,15 @@
 """Console sessions: a signed, expiring cookie with a per-session CSRF token, and a limiter of
 failed logins.
 
-The cookie holds ``{"u": user id or None, "iat": issued-at, "exp": expiry, "csrf": token}``
-as base64url JSON followed by an HMAC-SHA256 signature of it (compared in constant time).
+The cookie holds ``{"u": user id or None, "sid": session id, "iat": issued-at, "exp": expiry,
+"csrf": token}`` as base64url JSON followed by an HMAC-SHA256 signature of it (compared in
+constant time).
 Nothing secret is in the cookie; it cannot be forged or prolonged without the key. A session
 without a user (``u`` is None) exists only to carry the CSRF token of the login form. The
 user's row is read on every request, so deactivating a user or changing a role applies at
-once. Logging out deletes the cookie and marks the user's row (``sessions_valid_from``): every
-session of that user issued before it is refused from then on, copies included.
+once. A logged-in session is also a row (``staff_sessions``) named by the cookie's ``sid``:
+logging out or deactivating the user revokes the user's sessions by id, so every copy of their
+cookies is refused from then on, whatever the clock (``handoff.users.revoke_sessions``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ConsoleSession:
     issued_at: int
     expires_at: int
     csrf: str
+    session_id: str | None = None
 
 
 class SessionSigner:
@@ -87,15 +90,23 @@ class SessionSigner:
         return data if isinstance(data, dict) else None
 
     # ------------------------------------------------------------------------ sessions
-    def issue(self, user_id: int | None, *, now: float | None = None) -> tuple[ConsoleSession, str]:
+    def issue(
+        self,
+        user_id: int | None,
+        *,
+        session_id: str | None = None,
+        now: float | None = None,
+    ) -> tuple[ConsoleSession, str]:
         """A new session (with a fresh CSRF token) and its cookie value."""
         issued = int(now if now is not None else time.time())
         lifetime = SESSION_SECONDS if user_id is not None else ANONYMOUS_SECONDS
-        session = ConsoleSession(user_id, issued, issued + lifetime, secrets.token_urlsafe(32))
-        value = self.sign(
-            {"u": user_id, "iat": issued, "exp": session.expires_at, "csrf": session.csrf}
+        session = ConsoleSession(
+            user_id, issued, issued + lifetime, secrets.token_urlsafe(32), session_id
         )
-        return session, value
+        data = {"u": user_id, "iat": issued, "exp": session.expires_at, "csrf": session.csrf}
+        if session_id is not None:
+            data["sid"] = session_id
+        return session, self.sign(data)
 
     def verify(self, value: str | None, *, now: float | None = None) -> ConsoleSession | None:
         """The session in a genuine, unexpired cookie, else None."""
@@ -103,6 +114,9 @@ class SessionSigner:
         if data is None:
             return None
         user_id, issued, expires, csrf = (data.get(k) for k in ("u", "iat", "exp", "csrf"))
+        session_id = data.get("sid")
+        if session_id is not None and not isinstance(session_id, str):
+            return None
         if not (
             (user_id is None or (isinstance(user_id, int) and not isinstance(user_id, bool)))
             and isinstance(issued, int)
@@ -116,7 +130,7 @@ class SessionSigner:
             return None
         if expires - issued > SESSION_SECONDS:
             return None
-        return ConsoleSession(user_id, issued, expires, csrf)
+        return ConsoleSession(user_id, issued, expires, csrf, session_id)
 
 
 def csrf_ok(session: ConsoleSession | None, token: str | None) -> bool:

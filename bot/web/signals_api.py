@@ -16,12 +16,13 @@ from pydantic import BaseModel
 from bot.web import errors
 from bot.web.api import ExternalId, Id, PrincipalDep, SessionDep
 from bot.web.deps import ServicesDep
-from handoff import alerts, desk, signals
-from handoff.errors import InvalidInput, PermissionDenied
+from handoff import access, alerts, desk, signals
+from handoff.errors import InvalidInput
 from handoff.health import load_health_config
-from handoff.models import Role, utcnow
+from handoff.models import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["signals"], responses=errors.responses(401))
+IMPORT_PATH = "/api/v1/usage:import"  # its body limit is MAX_IMPORT_BODY_BYTES, not the default
 
 
 class HealthOut(BaseModel):
@@ -65,8 +66,7 @@ class AlertOut(BaseModel):
 
 
 def _require_admin(principal: desk.Principal) -> None:
-    if principal.role != Role.admin.value:
-        raise PermissionDenied("only admins (or a sync token) may send customer signals")
+    access.require_admin(principal, "send customer signals (or a sync token)")
 
 
 def _options(services: ServicesDep) -> signals.SignalOptions:
@@ -138,7 +138,7 @@ def post_nps(
 
 
 @router.post(
-    "/usage:import",
+    IMPORT_PATH.removeprefix("/api/v1"),
     response_model=ImportOut,
     responses={
         **errors.responses(403),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from bot.channels import telegram
+from bot.channels import telegram, telegram_shape
 from bot.web.deps import ServicesDep
 
 logger = logging.getLogger(__name__)
@@ -42,8 +41,8 @@ async def telegram_webhook(
     body = await read_body(request, settings.max_body_bytes)
     data: object = None
     try:
-        data = json.loads(body)
-        inbound = telegram.parse_update(data, services.telegram_bot)  # type: ignore[arg-type]
+        data = telegram_shape.decode_update(body)
+        inbound = telegram_shape.parse_checked(data, services.telegram_bot)
     except ValueError as exc:  # JSONDecodeError and malformed updates: keep, acknowledge
         # A non-2xx would make Telegram redeliver forever and hold back the chat's updates.
         update_id = data.get("update_id") if isinstance(data, dict) else None

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from handoff.models import Account, Contact, Handoff, Message, OutboxEntry
+from handoff.models import (
+    Account,
+    ChannelIdentity,
+    Contact,
+    Conversation,
+    Handoff,
+    Message,
+    OutboxEntry,
+)
 from tests.factories import tg_text_update
 from tests.integration.desk_support import VIP_CHAT, Desk
 
@@ -101,3 +109,30 @@ def test_lists_need_a_token_and_are_scoped(app_desk: Desk, path: str) -> None:
     assert app_desk.api("GET", path, "csm2").json() == []
     for who in ("admin", "agent", "csm"):
         assert app_desk.api("GET", path, who).status_code == 200
+
+
+def _links(engine: Any) -> tuple[Any, ...]:
+    with Session(engine) as s:
+        h = s.exec(select(Handoff)).one()
+        conversation = s.get(Conversation, h.conversation_id)
+        assert conversation is not None
+        identity = s.get(ChannelIdentity, conversation.identity_id)
+        assert identity is not None
+        return h.account_id, h.version, conversation.contact_id, identity.contact_id
+
+
+def test_a_csm_cannot_link_a_handoff_to_another_csms_contact(app_desk: Desk) -> None:
+    """Issue 13 item 2: refused, nothing moved, and answered like an unknown email."""
+    app_desk.post(tg_text_update(VIP_CHAT, "I want to talk to a person"))
+    with Session(app_desk.engine) as s:
+        handoff_id = s.exec(select(Handoff.id)).one()
+    before = _links(app_desk.engine)
+    path = f"/handoffs/{handoff_id}/link-contact"
+    other = app_desk.api("POST", path, "csm", json={"email": "pat@hooli.test"})  # csm2's contact
+    unknown = app_desk.api("POST", path, "csm", json={"email": "nobody@hooli.test"})
+    assert other.status_code == unknown.status_code == 404
+    assert other.json()["detail"].replace("pat@", "nobody@") == unknown.json()["detail"]
+    assert _links(app_desk.engine) == before
+    # the account's own contact may still be linked by its CSM
+    own = app_desk.api("POST", path, "csm", json={"email": "vera@globex.test"})
+    assert own.status_code == 200

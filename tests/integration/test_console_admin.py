@@ -366,7 +366,7 @@ def test_lowering_the_vip_arr_threshold_makes_an_account_vip(admin: Admin) -> No
 
 def test_admin_edits_the_strategic_terms_and_the_next_message_obeys_them(admin: Admin) -> None:
     c = admin.console
-    text = "export everything, our auditor asked for it"
+    text = "how do i export all my data, our auditor asked for it"
     assert c.customer(PLAIN_CHAT, text).json()["action"] == "answered"  # data_export FAQ
     c.login("admin")
     page = c.client.get("/console/admin").text
@@ -380,7 +380,9 @@ def test_admin_edits_the_strategic_terms_and_the_next_message_obeys_them(admin: 
     assert "# Words and phrases that always reach a person" in saved  # comments kept
     assert "min_arr: 50000" in saved  # the rest untouched
     assert (
-        c.customer(PLAIN_CHAT, "export everything, our auditor asked again").json()["action"]
+        c.customer(PLAIN_CHAT, "how do i export all my data, our auditor asked again").json()[
+            "action"
+        ]
         == "escalated"
     )
     with Session(c.engine) as s:

@@ -9,7 +9,15 @@ from sqlalchemy import text
 from sqlmodel import Session, SQLModel, func, select
 
 from handoff import privacy
-from handoff.models import ChannelIdentity, Contact, Handoff, Message, OutboxEntry, utcnow
+from handoff.models import (
+    ChannelIdentity,
+    Contact,
+    Handoff,
+    Message,
+    NpsResponse,
+    OutboxEntry,
+    utcnow,
+)
 from tests.factories import next_update_id, tg_text_update
 from tests.integration.desk_support import CSM_CHAT, VIP_CHAT, Desk
 
@@ -115,3 +123,41 @@ def test_retention_redacts_old_content(app_desk: Desk) -> None:
         s.commit()
     assert report.messages >= 1
     assert MARKER not in _dump_everything(app_desk.engine)
+
+
+def test_erasure_removes_nps_answers_ordering_keys_and_profile_contacts(app_desk: Desk) -> None:
+    """Issue 13 item 3: NPS email/id/comment, ``telegram:<chat>`` keys, the profile contact."""
+    profile_chat, profile_name = 5077, "Wilhelmina Profilename"
+    with Session(app_desk.engine) as s:
+        vip = s.exec(select(Contact.account_id).where(Contact.email == "vera@globex.test")).one()
+        nora = Contact(account_id=vip, name="Nora", email="nora@globex.test", link_token="nora-t1")
+        s.add(nora)
+        s.commit()
+        nora_id = nora.id
+    # a chat writes first (its profile name makes a contact), then is linked to Nora
+    app_desk.post(tg_text_update(profile_chat, "hello there", first_name=profile_name))
+    app_desk.post(tg_text_update(profile_chat, "/start nora-t1", first_name=profile_name))
+    nps = app_desk.api(
+        "POST",
+        "/accounts/VIP-1/nps",
+        "admin",
+        json={
+            "score": 3,
+            "date": utcnow().date().isoformat(),
+            "comment": f"slow support {MARKER}",
+            "respondent": "nora@globex.test",
+        },
+    )
+    assert nps.status_code == 201, nps.text
+    app_desk.fake.wait_for(lambda f: len(f.texts(profile_chat)) >= 2)
+    before = _dump_everything(app_desk.engine)
+    for trace in (f"telegram:{profile_chat}", profile_name, "nora@globex.test", MARKER):
+        assert trace in before, trace
+    r = app_desk.api("DELETE", f"/contacts/{nora_id}", "admin")
+    assert r.status_code == 200, r.text
+    assert r.json()["nps"] == 1 and r.json()["profiles"] == 1
+    after = _dump_everything(app_desk.engine)
+    for trace in (MARKER, "nora@globex.test", f"telegram:{profile_chat}", "Wilhelmina"):
+        assert trace not in after, trace
+    with Session(app_desk.engine) as s:  # the score still counts for the account's health
+        assert s.exec(select(NpsResponse.score)).all() == [3]

@@ -13,6 +13,7 @@ from handoff.escalation import (
     MessageFacts,
     PolicyConfig,
     Reason,
+    clarify_candidates,
     decide,
     load_policy,
     strategic_term,
@@ -32,6 +33,33 @@ GREETING = MessageFacts(intent="greeting", category="smalltalk", confidence=0.99
 WEAK = MessageFacts(intent="invoice_request", category="faq", confidence=0.4)
 GDPR_AS_FAQ = MessageFacts(
     intent="delete_account_data", category="faq", confidence=0.97, strategic_term="GDPR"
+)
+UNKNOWN = MessageFacts(intent=None, category=None, confidence=0.6, abstain_reason="unknown_topic")
+UNSURE_OF_ONE = MessageFacts(
+    intent=None, category=None, confidence=0.3, abstain_reason="low_confidence"
+)
+TWO_CANDIDATES = ("invoice_request", "payment_failed")
+AMBIGUOUS = MessageFacts(
+    intent=None,
+    category=None,
+    confidence=0.4,
+    abstain_reason="ambiguous",
+    candidates=TWO_CANDIDATES,
+)
+AMBIGUOUS_ONE_CANDIDATE = MessageFacts(
+    intent=None,
+    category=None,
+    confidence=0.4,
+    abstain_reason="ambiguous",
+    candidates=("invoice_request",),
+)
+AMBIGUOUS_AGAIN = MessageFacts(
+    intent=None,
+    category=None,
+    confidence=0.4,
+    abstain_reason="ambiguous",
+    candidates=TWO_CANDIDATES,
+    after_clarification=True,
 )
 
 NORMAL = AccountFacts(tier="smb", arr=4800, renewal_date=TODAY + timedelta(days=300))
@@ -131,6 +159,63 @@ CASES = [
         {R.strategic_intent},
         False,
     ),
+    ("unknown topic: P3", UNKNOWN, NORMAL, Action.escalate, 3, {R.unknown_topic}, False),
+    ("abstained, unsure: P3", UNSURE_OF_ONE, None, Action.escalate, 3, {R.low_confidence}, False),
+    ("ambiguous: clarify", AMBIGUOUS, NORMAL, Action.clarify, None, {R.ambiguous}, False),
+    (
+        "ambiguous, one candidate: P3",
+        AMBIGUOUS_ONE_CANDIDATE,
+        NORMAL,
+        Action.escalate,
+        3,
+        {R.ambiguous},
+        False,
+    ),
+    (
+        "ambiguous after a clarification: P3",
+        AMBIGUOUS_AGAIN,
+        None,
+        Action.escalate,
+        3,
+        {R.ambiguous},
+        False,
+    ),
+    (
+        "VIP, unknown topic: P1",
+        UNKNOWN,
+        VIP_ARR,
+        Action.escalate,
+        1,
+        {R.unknown_topic, R.vip_account},
+        False,
+    ),
+    (
+        "renewal window, ambiguous again: P2",
+        AMBIGUOUS_AGAIN,
+        RENEWAL_WINDOW_ONLY,
+        Action.escalate,
+        2,
+        {R.ambiguous, R.renewal_window},
+        False,
+    ),
+    (
+        "VIP answered with offer, ambiguous: clarify",
+        AMBIGUOUS,
+        VIP_TIER,
+        Action.clarify,
+        None,
+        {R.ambiguous},
+        False,
+    ),
+    (
+        "at risk, ambiguous: P1 instead of a clarification",
+        AMBIGUOUS,
+        AT_RISK,
+        Action.escalate,
+        1,
+        {R.ambiguous, R.at_risk_account},
+        False,
+    ),
 ]
 
 
@@ -199,3 +284,156 @@ def test_ordinary_questions_name_no_strategic_term(text: str) -> None:
 
 def test_no_terms_configured_matches_nothing() -> None:
     assert strategic_term(PolicyConfig(), "gdpr lawyer refund") is None
+
+
+# -- abstain reasons and "did you mean ...?" ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("abstain_reason", "reason"),
+    [
+        ("unknown_topic", R.unknown_topic),
+        ("ambiguous", R.ambiguous),
+        ("low_confidence", R.low_confidence),
+        (None, R.low_confidence),
+        ("something_new", R.low_confidence),
+    ],
+)
+def test_an_abstention_is_escalated_with_the_classifiers_reason(
+    abstain_reason: str | None, reason: Reason
+) -> None:
+    message = MessageFacts(
+        intent=None, category=None, confidence=0.3, abstain_reason=abstain_reason
+    )
+    decision = decide(POLICY, message, NORMAL, TODAY)
+    assert (decision.action, decision.reasons) == (Action.escalate, (reason,))
+
+
+def test_a_confident_intent_below_the_policys_threshold_is_low_confidence() -> None:
+    decision = decide(POLICY, WEAK, NORMAL, TODAY)
+    assert decision.reasons == (R.low_confidence,)
+
+
+def test_clarify_offers_the_candidates_it_was_given() -> None:
+    decision = decide(POLICY, AMBIGUOUS, NORMAL, TODAY)
+    assert decision.action is Action.clarify
+    assert decision.candidates == TWO_CANDIDATES
+    assert decision.priority is None
+
+
+def test_clarify_offers_at_most_three_candidates() -> None:
+    four = ("invoice_request", "payment_failed", "change_payment_method", "billing_address_vat")
+    message = MessageFacts(
+        intent=None, category=None, confidence=0.3, abstain_reason="ambiguous", candidates=four
+    )
+    assert decide(POLICY, message, None, TODAY).candidates == four[:3]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"requested_human": True},
+        {"strategic_term": "refund"},
+        {"negativity": 0.95},
+        {"didnt_help": True},
+    ],
+    ids=["asks for a person", "strategic term", "negative", "didn't help"],
+)
+def test_an_ambiguous_message_that_needs_a_person_anyway_is_not_clarified(
+    extra: dict[str, object],
+) -> None:
+    message = MessageFacts(
+        intent=None,
+        category=None,
+        confidence=0.4,
+        abstain_reason="ambiguous",
+        candidates=TWO_CANDIDATES,
+        **extra,  # type: ignore[arg-type]
+    )
+    decision = decide(POLICY, message, NORMAL, TODAY)
+    assert decision.action is Action.escalate
+    assert R.ambiguous in decision.reasons
+
+
+def test_an_ambiguous_message_of_a_vip_whose_faqs_escalate_is_not_clarified() -> None:
+    policy = POLICY.model_copy(
+        update={"vip": POLICY.vip.model_copy(update={"plain_faq": "escalate"})}
+    )
+    decision = decide(policy, AMBIGUOUS, VIP_TIER, TODAY)
+    assert decision.action is Action.escalate
+    assert set(decision.reasons) == {R.ambiguous, R.vip_account}
+
+
+def test_talk_to_a_person_after_a_clarification_has_both_reasons() -> None:
+    message = MessageFacts(
+        intent=None,
+        category=None,
+        confidence=0.0,
+        abstain_reason="ambiguous",
+        requested_human=True,
+    )
+    decision = decide(POLICY, message, None, TODAY)
+    assert decision.reasons == (R.requested_human, R.ambiguous)
+
+
+CATEGORIES = {
+    "invoice_request": "faq",
+    "payment_failed": "faq",
+    "change_payment_method": "faq",
+    "billing_address_vat": "faq",
+    "greeting": "smalltalk",
+    "cancel_subscription": "strategic",
+    "talk_to_human": "human",
+    "out_of_scope": "out_of_scope",
+}
+
+
+def test_candidates_are_the_answerable_intents_in_order_of_probability() -> None:
+    ranked = [("invoice_request", 0.40), ("payment_failed", 0.35), ("greeting", 0.2)]
+    assert clarify_candidates(POLICY, ranked, CATEGORIES) == (
+        "invoice_request",
+        "payment_failed",
+        "greeting",
+    )
+
+
+def test_candidates_skip_intents_the_bot_never_answers() -> None:
+    ranked = [
+        ("cancel_subscription", 0.4),
+        ("invoice_request", 0.3),
+        ("talk_to_human", 0.2),
+        ("out_of_scope", 0.2),
+        ("payment_failed", 0.2),
+        ("unknown_intent", 0.2),
+    ]
+    assert clarify_candidates(POLICY, ranked, CATEGORIES) == ("invoice_request", "payment_failed")
+
+
+def test_candidates_below_a_tenth_or_a_third_of_the_best_are_left_out() -> None:
+    ranked = [
+        ("invoice_request", 0.60),
+        ("payment_failed", 0.21),  # >= 0.1 and >= 0.6 / 3
+        ("change_payment_method", 0.19),  # >= 0.1 but < 0.6 / 3
+    ]
+    assert clarify_candidates(POLICY, ranked, CATEGORIES) == ("invoice_request", "payment_failed")
+    low = [("invoice_request", 0.2), ("payment_failed", 0.09)]
+    assert clarify_candidates(POLICY, low, CATEGORIES) == ("invoice_request",)
+
+
+def test_candidates_are_at_most_three_and_never_repeated() -> None:
+    ranked = [
+        ("invoice_request", 0.3),
+        ("invoice_request", 0.3),
+        ("payment_failed", 0.25),
+        ("change_payment_method", 0.2),
+        ("billing_address_vat", 0.2),
+    ]
+    assert clarify_candidates(POLICY, ranked, CATEGORIES) == (
+        "invoice_request",
+        "payment_failed",
+        "change_payment_method",
+    )
+
+
+def test_no_ranking_gives_no_candidates() -> None:
+    assert clarify_candidates(POLICY, [], CATEGORIES) == ()

@@ -112,3 +112,34 @@ def test_model_staleness_follows_the_faq(tmp_path: Path) -> None:
     assert "backend" in (model_is_current(faq, model, "embeddings") or "")
     faq.write_text(faq.read_text().replace("ciao", "see you"))
     assert "changed" in (model_is_current(faq, model, "tfidf") or "")
+
+
+def test_every_answered_intent_has_a_title_that_fits_a_button() -> None:
+    faq = load_faq(ROOT / "data" / "faq")
+    titles = [spec.title for spec in faq if spec.auto_answer]
+    assert all(0 < len(title) <= 20 for title in titles)
+    assert faq.intents["password_reset"].display_title == "Password reset"
+
+
+def test_an_intent_without_a_title_gets_one_from_its_name(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "intents:\n"
+        "  sso_login_problems: {category: faq, answer: A, examples: [one, two]}\n"
+        "  a_very_long_intent_name_indeed: {category: faq, answer: B, examples: [x, y]}\n",
+    )
+    faq = load_faq(path)
+    assert faq.intents["sso_login_problems"].display_title == "Sso login problems"
+    assert faq.intents["a_very_long_intent_name_indeed"].display_title == "A very long intent…"
+
+
+@pytest.mark.parametrize("title", ["''", "A title far longer than twenty", "[1, 2]"])
+def test_a_title_that_cannot_label_a_button_is_refused(tmp_path: Path, title: str) -> None:
+    path = _write(
+        tmp_path,
+        "intents:\n"
+        f"  a: {{category: faq, title: {title}, answer: A, examples: [one, two]}}\n"
+        "  b: {category: faq, answer: B, examples: [x, y]}\n",
+    )
+    with pytest.raises(FaqError, match="title must be 1-20 characters"):
+        load_faq(path)

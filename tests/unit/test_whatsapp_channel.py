@@ -168,11 +168,39 @@ def test_up_to_three_buttons_become_reply_buttons_with_short_titles() -> None:
     assert [b["reply"]["title"] for b in action] == ["Yes, solved", "No, I still need he…"]
 
 
-def test_more_than_three_buttons_fall_back_to_text_listing_the_options() -> None:
+def test_four_to_ten_buttons_become_a_list_message_with_one_row_each() -> None:
     buttons = tuple(Button(f"Score {i}", f"csat:{i}:1") for i in range(1, 6))
     body = whatsapp.build_message("1555", OutboundMessage("How did we do?", buttons))
+    assert body["type"] == "interactive"
+    interactive = body["interactive"]
+    assert interactive["type"] == "list"
+    assert interactive["body"] == {"text": "How did we do?"}
+    assert 0 < len(interactive["action"]["button"]) <= 20
+    (section,) = interactive["action"]["sections"]
+    assert [(r["id"], r["title"]) for r in section["rows"]] == [
+        (f"csat:{i}:1", f"Score {i}") for i in range(1, 6)
+    ]
+
+
+def test_list_rows_titles_are_cut_to_24_characters() -> None:
+    buttons = tuple(Button(f"Option number {i} with a long label", f"o:{i}") for i in range(4))
+    body = whatsapp.build_message("1555", OutboundMessage("Pick one", buttons))
+    rows = body["interactive"]["action"]["sections"][0]["rows"]
+    assert [len(r["title"]) for r in rows] == [24] * 4
+    assert rows[0]["title"] == "Option number 0 with a …"
+
+
+def test_more_than_ten_buttons_fall_back_to_text_listing_the_options() -> None:
+    buttons = tuple(Button(f"Choice {i}", f"c:{i}") for i in range(1, 12))
+    body = whatsapp.build_message("1555", OutboundMessage("Which one?", buttons))
     assert body["type"] == "text"
-    assert body["text"]["body"].endswith("• Score 5")
+    assert body["text"]["body"].endswith("• Choice 11")
+
+
+def test_options_whose_cut_titles_collide_fall_back_to_text() -> None:
+    buttons = tuple(Button("A very long option title that is cut " + c, c) for c in "abcd")
+    body = whatsapp.build_message("1555", OutboundMessage("Which one?", buttons))
+    assert body["type"] == "text"
 
 
 def _response(status: int, code: int | None = None, **headers: str) -> httpx.Response:

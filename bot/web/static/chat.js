@@ -6,6 +6,7 @@
  *
  * Delivery: each message gets a client_id once; a failed POST (network error, 5xx, 429) is
  * retried with the same client_id, so the server stores it once however often it arrives.
+ * A 429 (too many messages) shows the server's friendly message and waits its Retry-After.
  * History comes from GET /chat/api/messages; live replies from the SSE stream, which resumes
  * from the last event id after a reconnect. Both paths are deduplicated by message id.
  */
@@ -267,6 +268,7 @@
         response = null; // offline or connection reset: retry with the same client_id
       }
       if (response && response.ok) {
+        showError("");
         var result = await response.json().catch(function () { return {}; });
         delivered(item, payload, result);
         return;
@@ -276,6 +278,16 @@
         var body = await response.json().catch(function () { return null; });
         refused(item, payload, describeError(body, response.status));
         return;
+      }
+      if (response && response.status === 429) {
+        // too many messages: say so kindly, wait as long as the server asks, then retry
+        var slow = await response.json().catch(function () { return null; });
+        showError(describeError(slow, 429));
+        var asked = parseInt(response.headers.get("Retry-After") || "", 10);
+        if (asked > 0) delay = Math.max(delay, Math.min(asked, 60) * 1000);
+        setStatus(item, "Waiting…");
+        await sleep(delay);
+        continue;
       }
       setStatus(item, "Retrying…");
       await sleep(delay);

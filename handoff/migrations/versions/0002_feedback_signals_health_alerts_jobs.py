@@ -8,7 +8,7 @@ Create Date: 2026-11-25 06:50:35.722849
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0002"
