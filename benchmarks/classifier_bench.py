@@ -31,6 +31,7 @@ from classifier.calibration import answer_curve
 from classifier.evaluate import Report, evaluate
 from classifier.faq import ANSWERED_CATEGORIES
 from classifier.rejection import AnswerRule
+from classifier.train import handoff_intents
 from handoff.escalation import load_policy, strategic_term
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,7 +398,9 @@ def faq_cross_validation(backend: str, say: Say, folds: int = 5) -> dict[str, An
     splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
     for i, (tr, te) in enumerate(splitter.split(texts, y), start=1):
         say(f"[{backend}] FAQ cross-validation fold {i}/{folds}")
-        clf = IntentClassifier(backend).fit([texts[j] for j in tr], list(y[tr]))
+        clf = IntentClassifier(backend, handoff_intents=handoff_intents(faq)).fit(
+            [texts[j] for j in tr], list(y[tr])
+        )
         for j, p in zip(te, clf.predict([texts[j] for j in te]), strict=True):
             preds[j] = p
     done = [p for p in preds if p is not None]

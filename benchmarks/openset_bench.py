@@ -25,6 +25,7 @@ from sklearn.metrics import roc_auc_score
 
 from classifier import IntentClassifier, Prediction, load_faq
 from classifier.evaluate import evaluate
+from classifier.train import handoff_intents
 
 ROOT = Path(__file__).resolve().parents[1]
 OFF_TOPIC = ROOT / "data" / "benchmarks" / "offtopic" / "questions.txt"
@@ -105,8 +106,9 @@ def off_topic_questions() -> list[str]:
 def off_topic(backend: str, say: Say) -> dict[str, Any]:
     """The bundled FAQ model (trained on all of data/faq) on the off-topic questions."""
     say(f"[{backend}] off-topic questions against the FAQ model")
-    texts, labels = load_faq(FAQ).training_data()
-    clf = IntentClassifier(backend).fit(texts, labels)
+    faq = load_faq(FAQ)
+    texts, labels = faq.training_data()
+    clf = IntentClassifier(backend, handoff_intents=handoff_intents(faq)).fit(texts, labels)
     questions = off_topic_questions()
     preds = clf.predict(questions)
     answered = [

@@ -4,15 +4,24 @@ Only the answer text changes: the examples (and so the model's data hash,
 ``classifier.train.faq_data_hash``) stay the same, so no retraining is needed. The new answer
 is checked first (sandboxed Jinja2: it must parse and render with sample values), then the
 whole file is re-validated with :func:`classifier.faq.load_faq` before it atomically replaces
-the old one (temp file in the same folder + ``os.replace``). YAML comments inside the file are
-not kept; the header comment block is.
+the old one (temp file in the same folder + ``os.replace``).
+
+The file is edited as text, not re-dumped: only the lines of the edited answer change (the
+answer is written as a ``|`` block in place of the old value), so comments, descriptions and
+the layout of every other intent stay byte for byte as they were. The result must parse to
+the same data with only that answer changed, or nothing is written.
+
+A variable that can be empty for some customers (``contact_name``, ``account_name``,
+``plan``, ``csm_name``: an anonymous web chat visitor has none of them) must not be printed
+bare: the answer has to say what to write instead (``{{ csm_name or "your account
+manager" }}``) or leave the sentence out (``{% if csm_name %}...{% endif %}``). Otherwise
+the save is refused, naming the variable and the fallback to use.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import threading
 from pathlib import Path
@@ -31,21 +40,6 @@ MAX_ANSWER_CHARS = 4000
 _write_lock = threading.Lock()  # one edit at a time within this process
 
 
-class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings as ``|`` blocks and indented lists, as the file is written by hand."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_BlockDumper.add_representer(str, _str)
-
-
 class _StrictSandbox(SandboxedEnvironment):
     """Refuses (instead of silently rendering as empty) access to unsafe attributes."""
 
@@ -61,14 +55,6 @@ def header_comment(text: str) -> str:
             break
         lines.append(line)
     return "".join(lines)
-
-
-def dump_yaml(data: Any, header: str = "") -> str:
-    """``data`` as YAML (insertion order, unicode, width 100) after ``header``."""
-    body = yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)
-    if header and not header.endswith("\n"):
-        header += "\n"
-    return header + body
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -105,7 +91,79 @@ def check_answer(answer: str, variables: dict[str, Any]) -> str:
         raise FaqError(f"the answer template is not valid{where}: {exc}") from exc
     if not rendered:
         raise FaqError("the answer renders as empty text")
+    check_empty_variables(env, answer, variables)
     return answer + "\n"
+
+
+# Variables that depend on who is asking, and what to write when they are empty.
+CUSTOMER_VARIABLES = {
+    "contact_name": "there",
+    "account_name": "your company",
+    "plan": "your",
+    "csm_name": "your account manager",
+}
+
+
+class _Empty:
+    """A customer variable without a value: false in ``if``/``or``, marked when printed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"\x00{self.name}\x00"
+
+
+def check_empty_variables(
+    env: SandboxedEnvironment, answer: str, variables: dict[str, Any]
+) -> None:
+    """Refuse an answer that would print a customer variable bare when it is empty."""
+    empty = {name: _Empty(name) for name in CUSTOMER_VARIABLES}
+    rendered = env.from_string(answer).render(**{**variables, **empty})
+    bare = [name for name in CUSTOMER_VARIABLES if f"\x00{name}\x00" in rendered]
+    if bare:
+        name = bare[0]
+        raise FaqError(
+            f"{{{{ {name} }}}} is empty for some customers (an anonymous visitor has none):"
+            f' write {{{{ {name} or "{CUSTOMER_VARIABLES[name]}" }}}}'
+            f" or wrap it in {{% if {name} %}}...{{% endif %}}"
+        )
+
+
+def replace_answer(text: str, intent: str, answer: str) -> str:
+    """``text`` with the ``answer`` of ``intent`` replaced by ``answer`` as a ``|`` block.
+
+    Only the old answer's lines change (or one block is added before ``examples`` when the
+    intent had no answer). FaqError when the intent's block cannot be found.
+    """
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == f"  {intent}:"), None)
+    if start is None:
+        raise FaqError(f"no intent {intent!r} in the FAQ file")
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > 2):
+        end += 1
+    block = [(i, lines[i]) for i in range(start + 1, end)]
+    new_block = ["    answer: |\n"] + [
+        f"      {line}\n" if line.strip() else "\n" for line in answer.rstrip("\n").split("\n")
+    ]
+    key = next((i for i, line in block if line.startswith("    answer:")), None)
+    if key is None:
+        at = next((i for i, line in block if line.startswith("    examples:")), end)
+        return "".join(lines[:at] + new_block + lines[at:])
+    stop = key + 1
+    while stop < end and (not lines[stop].strip() or _indent(lines[stop]) > 4):
+        stop += 1
+    while stop > key + 1 and not lines[stop - 1].strip():  # keep blank lines after the answer
+        stop -= 1
+    return "".join(lines[:key] + new_block + lines[stop:])
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
 
 
 def set_answer(faq_path: Path, intent: str, answer: str, variables: dict[str, Any]) -> None:
@@ -120,9 +178,14 @@ def set_answer(faq_path: Path, intent: str, answer: str, variables: dict[str, An
             raise FaqError(f"no intent {intent!r} in {file.name}")
         if spec.get("category") not in ANSWERED_CATEGORIES:
             raise FaqError(f"intent {intent!r} is never answered automatically")
-        spec["answer"] = checked
-        new_text = dump_yaml(data, header_comment(text))
-        new_text = re.sub(r"(?<!intents:)\n(  [A-Za-z0-9_]+:\n)", r"\n\n\1", new_text)
+        new_text = replace_answer(text, intent, checked)
+        expected = {**data, "intents": {**data["intents"], intent: {**spec, "answer": checked}}}
+        try:
+            same = yaml.safe_load(new_text) == expected
+        except yaml.YAMLError:
+            same = False
+        if not same:
+            raise FaqError(f"the answer of {intent!r} could not be written in place")
         probe = file.with_name(f".{file.name}.check")
         try:
             probe.write_text(new_text, encoding="utf-8")

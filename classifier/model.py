@@ -91,8 +91,14 @@ class _Rows(RejectionData):
 
 
 def _rows(
-    prob: np.ndarray, familiarity: np.ndarray, y: np.ndarray, oos_index: int, unknown: bool
+    prob: np.ndarray,
+    familiarity: np.ndarray,
+    y: np.ndarray,
+    not_answers: np.ndarray,
+    unknown: bool,
 ) -> _Rows:
+    """``not_answers``: class indices whose prediction is never an automatic answer
+    (``out_of_scope`` and the handoff intents)."""
     n = len(prob)
     if n == 0:
         empty = np.zeros(0)
@@ -106,7 +112,7 @@ def _rows(
         margin=ranked[:, 0] - second,
         second=second,
         familiarity=np.asarray(familiarity, dtype=np.float64),
-        answerable=top != oos_index,
+        answerable=~np.isin(top, not_answers),
         correct=(top == y) & (not unknown),
         unknown=np.full(n, unknown),
         top=top,
@@ -143,7 +149,13 @@ def _sklearn_series(version: str) -> str:
 
 
 class IntentClassifier:
-    """Intent classifier with calibrated confidence and a learnt abstention threshold."""
+    """Intent classifier with calibrated confidence and a learnt answer rule.
+
+    ``handoff_intents``: intents whose prediction sends the message to a person anyway
+    (strategic or "talk to a human" intents). Predicting one is not an automatic answer, so
+    those predictions neither count as answers nor as errors when the answer rule is learnt;
+    every other intent's prediction is an automatic answer and must meet the precision target.
+    """
 
     def __init__(
         self,
@@ -154,6 +166,7 @@ class IntentClassifier:
         cv_folds: int = 5,
         lio_groups: int = 4,
         oos_prior: float = 0.2,
+        handoff_intents: Sequence[str] = (),
         random_state: int = 0,
         progress: Progress | None = None,
     ) -> None:
@@ -167,6 +180,7 @@ class IntentClassifier:
         self.cv_folds = cv_folds
         self.lio_groups = lio_groups
         self.oos_prior = oos_prior
+        self.handoff_intents = tuple(handoff_intents)
         self.random_state = random_state
         self.progress = progress
         self.classes_: np.ndarray | None = None
@@ -238,7 +252,11 @@ class IntentClassifier:
             self.rejection_data_ = data
             self.oof_top_ = known.top
             answered = self._answered(data)
-            in_scope = np.concatenate([y != self._oos_index, np.zeros(len(unknown.conf), bool)])
+            # coverage: of the messages whose intent the bot answers itself (not out_of_scope,
+            # not a handoff intent), the share it answered
+            in_scope = np.concatenate(
+                [~np.isin(y, self._not_answers()), np.zeros(len(unknown.conf), bool)]
+            )
             _, precision, refusal = coverage_precision(answered, data, self.oos_prior)
             top_correct = known.correct
             cv.update(
@@ -322,7 +340,7 @@ class IntentClassifier:
         self, texts: list[str], y: np.ndarray, oof: np.ndarray, familiarity: np.ndarray
     ) -> _Rows:
         prob = probabilities(oof, self.temperature_)
-        return _rows(prob, familiarity, y, self._oos_index, unknown=False)
+        return _rows(prob, familiarity, y, self._not_answers(), unknown=False)
 
     def _leave_intents_out(self, texts: list[str], y: np.ndarray) -> _Rows:
         """Score every intent's examples with a model trained without that intent."""
@@ -330,7 +348,7 @@ class IntentClassifier:
         intents = [c for c in range(n_classes) if c != self._oos_index]
         groups = min(self.lio_groups, len(intents))
         if groups < 2 or len(intents) < 4:
-            return _rows(np.zeros((0, n_classes)), np.zeros(0), np.zeros(0, int), -1, True)
+            return _rows(np.zeros((0, n_classes)), np.zeros(0), np.zeros(0, int), np.zeros(0), True)
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(intents)
         probs, fams, ys = [], [], []
@@ -349,8 +367,14 @@ class IntentClassifier:
             fams.append(self._familiarity(index, features, te))
             ys.append(y[test_idx])
         return _rows(
-            np.vstack(probs), np.concatenate(fams), np.concatenate(ys), self._oos_index, True
+            np.vstack(probs), np.concatenate(fams), np.concatenate(ys), self._not_answers(), True
         )
+
+    def _not_answers(self) -> np.ndarray:
+        """Class indices whose prediction never auto-answers: out_of_scope, handoff intents."""
+        classes = list(self.classes_ if self.classes_ is not None else [])
+        names = {OUT_OF_SCOPE, *self.handoff_intents}
+        return np.asarray([i for i, c in enumerate(classes) if c in names], dtype=int)
 
     def _answered(self, data: RejectionData) -> np.ndarray:
         return self.rule_.answers(data)
@@ -503,6 +527,7 @@ class IntentClassifier:
                 "cv_folds": self.cv_folds,
                 "lio_groups": self.lio_groups,
                 "oos_prior": self.oos_prior,
+                "handoff_intents": list(self.handoff_intents),
                 "random_state": self.random_state,
             },
             "classes": self.classes_,

@@ -14,6 +14,13 @@ from classifier.model import (
     data_hash,
 )
 
+HANDOFF_CATEGORIES = frozenset({"strategic", "human"})
+
+
+def handoff_intents(faq: Faq) -> list[str]:
+    """The FAQ's intents whose prediction hands the message to a person (never answered)."""
+    return [name for name, spec in faq.intents.items() if spec.category in HANDOFF_CATEGORIES]
+
 
 def faq_data_hash(faq_path: Path | str) -> str:
     texts, labels = load_faq(faq_path).training_data()
@@ -42,6 +49,7 @@ def train_faq_model(
         backend=backend,
         target_precision=target_precision,
         oos_prior=unknown_share,
+        handoff_intents=handoff_intents(faq),
         progress=progress,
     )
     clf.fit(texts, labels)

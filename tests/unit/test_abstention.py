@@ -188,3 +188,16 @@ def test_rejection_weights_give_unknown_rows_their_prior_share() -> None:
     )
     w = data.weights(0.2)
     assert w[data.unknown].sum() / w.sum() == pytest.approx(0.2)
+
+
+def test_predicting_a_handoff_intent_is_not_an_automatic_answer() -> None:
+    texts, labels = _data()
+    clf = IntentClassifier(cv_folds=4, handoff_intents=["login_problem"]).fit(texts, labels)
+    data, top = clf.rejection_data_, clf.oof_top_
+    assert data is not None and top is not None and clf.classes_ is not None
+    login = list(clf.classes_).index("login_problem")
+    known = ~data.unknown
+    # out-of-fold predictions of the handoff intent are neither answers nor errors
+    assert not data.answerable[known][top == login].any()
+    assert data.answerable[known][top != login].all()
+    assert clf.metadata_["cv"]["coverage"] > 0.5
