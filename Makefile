@@ -23,10 +23,7 @@ run: install
 	$(BIN)/triagebot ensure-model
 	$(BIN)/triagebot demo
 	@echo
-	@echo "  triagebot is starting on http://127.0.0.1:8000"
-	@echo "    web chat (talk to the bot):  http://127.0.0.1:8000/chat"
-	@echo "    agent console:               http://127.0.0.1:8000/console  (agent@demo.test / demo-agent)"
-	@echo "    health:                      http://127.0.0.1:8000/healthz"
+	@$(BIN)/triagebot urls
 	@echo
 	$(BIN)/triagebot serve
 

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency",
         action="store_true",
-        help="classifier: measure latency again (quiet machine), keep the other saved results",
+        help="classifier: measure latency and the FAQ rows again, keep the other saved results",
     )
     parser.add_argument(
         "--no-postgres", action="store_true", help="webhook suite: skip two instances on PostgreSQL"
@@ -195,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.latency:
                 results = classifier_bench.remeasure_latency(results, say)
                 keep.write_bytes(pickle.dumps(results))
-                stamp = f"{info['date']} (latency re-measured then; the rest from {keep.name})"
+                stamp = (
+                    f"{info['date']} (latency, our-FAQ and off-topic rows re-measured then; "
+                    f"the rest from the full run saved in {keep.name})"
+                )
             sections["classifier"] = classifier_bench.render(results, command, stamp)
             backends = []
         if backends:

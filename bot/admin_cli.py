@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from bot.settings import load_settings
-from handoff import accounts, privacy, users
+from handoff import accounts, contacts, privacy, users
 from handoff.db import build_engine
 from handoff.errors import TriageError
 
@@ -50,6 +50,18 @@ def add_admin_parsers(sub: argparse._SubParsersAction) -> None:
         help="name of an environment variable holding the webhook URL",
     )
     link.set_defaults(func=_alerts)
+
+    con = sub.add_parser("contacts", help="customer contacts: Telegram link tokens")
+    con_sub = con.add_subparsers(dest="contacts_command", required=True)
+    tok = con_sub.add_parser(
+        "link-token",
+        help="issue a single-use token tying a Telegram chat to a contact (printed with the "
+        "t.me deep link when TELEGRAM_BOT_USERNAME is set)",
+    )
+    whose = tok.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--contact-id", type=int)
+    whose.add_argument("--email")
+    tok.set_defaults(func=_link_token)
 
     priv = sub.add_parser("privacy", help="erase a person; apply retention")
     priv_sub = priv.add_subparsers(dest="privacy_command", required=True)
@@ -134,6 +146,41 @@ def _alerts(args: argparse.Namespace) -> int:
             f"{user.email}: telegram {'set' if user.telegram_chat_id else 'not set'}, "
             f"slack {'set' if user.slack_webhook_url else 'not set'}"
         )
+    return 0
+
+
+def _link_token(args: argparse.Namespace) -> int:
+    from sqlmodel import func, select
+
+    from handoff.models import Contact
+
+    settings = load_settings()
+    engine = build_engine(settings.database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            contact_id = args.contact_id
+            if args.email:
+                found = session.exec(
+                    select(Contact.id).where(func.lower(Contact.email) == args.email.lower())
+                ).first()
+                if found is None:
+                    print(f"error: no contact with email {args.email}", file=sys.stderr)
+                    return 1
+                contact_id = found
+            try:
+                token = contacts.issue_link_token(session, contact_id)
+            except TriageError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            session.commit()
+    finally:
+        engine.dispose()
+    link = contacts.telegram_link(settings.telegram_bot_username, token)
+    print(
+        link
+        or f"{token}\n(the customer sends: /start {token}; set TELEGRAM_BOT_USERNAME "
+        "for a t.me link)"
+    )
     return 0
 
 

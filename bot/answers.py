@@ -15,9 +15,10 @@ HANDOFF_TEXT = (
     "Thanks, I've passed this to our support team. A person will reply here as soon as "
     "possible{eta}."
 )
+# A sticker, a voice note, an uncaptioned photo or a message of emoji only, on every channel.
 NON_TEXT_TEXT = (
-    "Thanks! I can only read text messages for now. Please describe your question in words, "
-    "or send /human to talk to a person."
+    "Thanks! I can only read text written in words for now. Could you describe your "
+    "question in a few words? Or send /human to talk to a person."
 )
 HELP_TEXT = (
     "I'm the {product} support assistant. Ask me a question in your own words, e.g. "
@@ -48,8 +49,30 @@ def _compiled(template: str) -> Template:
     return _ENV.from_string(template)
 
 
+class _Missing(str):
+    """A customer variable we do not know for this customer: false in ``{% if %}`` and in
+    ``or`` (so a template's own fallback wins), but printed bare it reads as a sensible text
+    ("your account manager") rather than nothing."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+
 def render_answer(template: str, variables: dict[str, Any]) -> str:
-    """Render an admin-written answer template in a sandbox; unknown variables render empty."""
+    """Render an admin-written answer template in a sandbox; unknown variables render empty,
+    an empty customer variable (``csm_name`` of an anonymous visitor) as a neutral text."""
+    from classifier.faq_edit import CUSTOMER_VARIABLES
+
+    variables = {
+        **variables,
+        **{
+            name: _Missing(fallback)
+            for name, fallback in CUSTOMER_VARIABLES.items()
+            if not variables.get(name)
+        },
+    }
     try:
         return _compiled(template).render(**variables).strip()
     except TemplateError as exc:

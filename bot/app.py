@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from bot.channels import slack, telegram, webchat, whatsapp
+from bot.channels import slack, telegram, webchat, webchat_secret, whatsapp
 from bot.delivery import OutboxWorker
 from bot.logs import install_redaction
 from bot.model import ModelHolder
@@ -112,7 +112,12 @@ def build_services(
         senders[telegram.CHANNEL] = telegram.TelegramSender(bot)
     senders[slack.CHANNEL] = slack.SlackWebhookSender(settings.slack_timeout_seconds)
     web_chat = webchat.WebChat.build(
-        settings.webchat_secret.get_secret_value() if settings.webchat_secret else None
+        webchat_secret.resolve(
+            settings.webchat_secret.get_secret_value() if settings.webchat_secret else None,
+            settings.environment,
+            settings.webchat_secret_path,
+        ),
+        engine,
     )
     senders[webchat.CHANNEL] = web_chat.sender
     if settings.whatsapp_access_token is not None and settings.whatsapp_phone_number_id:

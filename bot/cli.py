@@ -116,14 +116,48 @@ def _demo(_args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (sub-commands register themselves here)."""
-    from classifier.cli import ModelDefaults, add_model_parser
+# Command groups registered by modules whose imports take seconds (scikit-learn,
+# python-telegram-bot, SQLAlchemy): a group's module is imported only when one of its commands
+# runs, so ``triagebot --help`` and the light commands start at once. Until then each command
+# shows the help below, which ``tests/unit/test_cli_help.py`` keeps equal to the real one.
+LAZY_GROUPS: dict[str, dict[str, str]] = {
+    "classifier.cli:add_model_parser": {"model": "train or evaluate the intent model"},
+    "bot.telegram_cli:add_telegram_parser": {
+        "telegram": "set up the Telegram webhook, or long-poll"
+    },
+    "bot.admin_cli:add_admin_parsers": {
+        "accounts": "import accounts",
+        "users": "staff users and API tokens",
+        "contacts": "customer contacts: Telegram link tokens",
+        "privacy": "erase a person; apply retention",
+    },
+    "bot.cs_cli:add_cs_parsers": {
+        "usage": "product usage signals",
+        "jobs": "scheduled Customer Success jobs (exactly once per period)",
+    },
+}
 
-    def model_defaults() -> ModelDefaults:
-        settings = load_settings()
-        return ModelDefaults(settings.model_path, settings.faq_path, settings.model_backend)
 
+def _register(sub: Any, target: str) -> None:
+    import importlib
+
+    module, name = target.split(":")
+    add = getattr(importlib.import_module(module), name)
+    if target.startswith("classifier.cli:"):
+        from classifier.cli import ModelDefaults
+
+        def model_defaults() -> ModelDefaults:
+            settings = load_settings()
+            return ModelDefaults(settings.model_path, settings.faq_path, settings.model_backend)
+
+        add(sub, model_defaults)
+    else:
+        add(sub)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's argument parser. With ``command``, only the group that owns it is imported
+    (the others are listed with their help); without, every group is."""
     parser = argparse.ArgumentParser(prog="triagebot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the web service")
@@ -135,23 +169,39 @@ def build_parser() -> argparse.ArgumentParser:
     ensure.add_argument("--force", action="store_true", help="retrain even if present")
     ensure.set_defaults(func=_ensure_model)
     sub.add_parser("demo", help="load demo accounts, users and contacts").set_defaults(func=_demo)
-    add_model_parser(sub, model_defaults)
-    from bot.telegram_cli import add_telegram_parser
-
-    add_telegram_parser(sub)
-    from bot.admin_cli import add_admin_parsers
-
-    add_admin_parsers(sub)
-    from bot.cs_cli import add_cs_parsers
-
-    add_cs_parsers(sub)
+    sub.add_parser(
+        "urls", help="print where the service listens (host, port, PUBLIC_URL)"
+    ).set_defaults(func=_urls)
+    for target, commands in LAZY_GROUPS.items():
+        if command is None or command in commands:
+            _register(sub, target)
+        else:
+            for name, text in commands.items():
+                sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` ("" when there is none, e.g. ``--help``)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def _urls(_args: argparse.Namespace) -> int:
+    """The banner of ``make run``: the real port, and the URLs the service is reached at."""
+    settings = load_settings()
+    base = settings.public_url.rstrip("/")
+    print(f"  triagebot is starting on http://{settings.host}:{settings.port}")
+    print(f"    web chat (talk to the bot):  {base}/chat")
+    print(f"    agent console:               {base}/console  (agent@demo.test / demo-agent)")
+    print(f"    health:                      {base}/healthz")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``triagebot`` console script."""
     configure_logging(Settings.model_fields["log_level"].default)
-    args = build_parser().parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command_of(args_list)).parse_args(args_list)
     return int(args.func(args) or 0)
 
 

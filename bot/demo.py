@@ -10,6 +10,7 @@ import yaml
 from pwdlib import PasswordHash
 from sqlmodel import Session, select
 
+from bot.demo_month import add_demo_month
 from bot.settings import ROOT, Settings
 from handoff import queue, sentiment, signals
 from handoff.db import build_engine
@@ -82,11 +83,13 @@ def load_demo(settings: Settings, path: Path = DEMO_FILE) -> str:
             _demo_signals(session, account, row, today)
             _demo_history(session, account, options.health, today)
             signals.refresh_account(session, account, options)
+        month = add_demo_month(session, users.get("agent@demo.test"), today)
         session.commit()
     engine.dispose()
     return (
         f"demo data: {len(data.get('users', []))} users, {len(data.get('accounts', []))} "
         f"accounts, {len(data.get('contacts', []))} contacts"
+        + (f", {month} past conversations" if month else "")
     )
 
 
@@ -95,7 +98,7 @@ def _demo_signals(session: Session, account: Account, row: dict[str, Any], today
     usage = row.get("usage")
     if usage:
         for back in range(42):
-            users = usage["recent"] if back < 21 else usage["prior"]
+            users = usage["recent"] if back < usage.get("recent_days", 10) else usage["prior"]
             data = signals.UsageIn(active_users=users, seats=usage["seats"], logins=users * 2)
             signals.upsert_usage(session, account, today - timedelta(days=back), data)
     if row.get("nps") is not None:

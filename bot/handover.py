@@ -47,8 +47,9 @@ def hand_over(
     """Queue the conversation for a person with the decision's reasons and priority.
 
     A handoff resolved within ``cfg.reopen_window`` is reopened rather than a new one opened.
-    The customer is told a person will reply; the account's CSM is alerted when it is a VIP
-    or at-risk account (``customer_text`` is quoted in the alert).
+    The customer is told a person will reply and how soon (the first-response SLA of the
+    priority it got, the target the queue holds the team to); the account's CSM is alerted
+    when it is a VIP or at-risk account (``customer_text`` is quoted in the alert).
     """
     reasons = [r.value for r in decision.reasons]
     priority = decision.priority or 3
@@ -87,7 +88,7 @@ def hand_over(
         console_url=cfg.console_url,
         slack_webhook_url=cfg.slack_webhook_url,
     )
-    eta = f" (usually within {sla} minutes)" if sla <= 60 else ""
+    eta = f" (usually within {escalation.describe_wait(sla)})"
     replies.queue_reply(
         session,
         customer.conversation,

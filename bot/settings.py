@@ -40,8 +40,11 @@ class Settings(BaseSettings):
     slack_webhook_url: SecretStr | None = None
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    # Web chat: signs the visitor cookie; a random one per process when unset.
+    # Web chat: WEBCHAT_SECRET signs the visitor cookie and is required in prod; in dev one is
+    # generated once into webchat_secret_path (mode 0600) and reused, so chats survive a
+    # restart; in test a random one per process (bot/channels/webchat_secret.py).
     webchat_secret: SecretStr | None = Field(default=None, min_length=16)
+    webchat_secret_path: Path = ROOT / "var" / "webchat_secret"
 
     # Agent console: signs the session cookie; required in prod, random per process otherwise.
     session_secret: SecretStr | None = Field(default=None, min_length=32)
@@ -85,6 +88,10 @@ class Settings(BaseSettings):
     webchat_max_per_address: int = Field(default=120, ge=1)
     webchat_rate_window_seconds: float = Field(default=60.0, gt=0)
     trusted_proxies: str = ""
+
+    # Telegram deep links for link tokens (https://t.me/<username>?start=<token>): the bot's
+    # username without "@"; unset, the CLI and API return the token without a link.
+    telegram_bot_username: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="before")
     @classmethod
@@ -145,9 +152,35 @@ class Settings(BaseSettings):
             raise ValueError("SESSION_SECRET is a placeholder")
         return self
 
+    @model_validator(mode="after")
+    def _check_webchat_secret(self) -> Settings:
+        if self.environment == "prod" and self.webchat_secret is None:
+            raise ValueError(
+                "WEBCHAT_SECRET must be set in prod (16+ random characters): it signs the web "
+                "chat's visitor cookies, which must survive restarts and be shared by every "
+                "instance, or every open chat is cut off"
+            )
+        if (
+            self.webchat_secret is not None
+            and self.webchat_secret.get_secret_value().lower() in PLACEHOLDERS
+        ):
+            raise ValueError("WEBCHAT_SECRET is a placeholder")
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # PUBLIC_URL follows HOST/PORT when unset (issue 14): PORT=8080 alone gives
+    # http://127.0.0.1:8080 in links and banners, not the default port's URL.
+    @model_validator(mode="after")
+    def _public_url_follows_port(self) -> Settings:
+        if "public_url" not in self.model_fields_set:
+            wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (compared, not bound)
+            host = "127.0.0.1" if self.host in wildcard else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.port}"
+        return self
 
 
 def load_settings() -> Settings:

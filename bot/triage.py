@@ -237,7 +237,9 @@ class _Flow:
         if self._flooding():
             result.action = "throttled"  # stored and visible to agents, but not answered
             return
-        if not inbound.text.strip():  # a sticker, a voice note, a photo without a caption
+        if not has_words(inbound.text):
+            # A sticker, a voice note, an uncaptioned photo or only emoji: the same on every
+            # channel, a friendly request for words (nothing to classify, nobody to bother).
             self._reply(NON_TEXT_TEXT)
             result.action = "answered"
             return
@@ -322,8 +324,8 @@ class _Flow:
                 result.action = "answered"
             elif human_mode:
                 result.action = "forwarded"
-            else:
-                self._decide(result, didnt_help=True)
+            else:  # "No, talk to a person": an explicit request, about that answer's topic
+                self._decide(result, requested_human=True, topic=intent or None)
         elif kind == "csat":
             self._rate(result, arg)
         elif human_mode:
@@ -371,12 +373,13 @@ class _Flow:
         result: ReceiveResult,
         *,
         requested_human: bool = False,
-        didnt_help: bool = False,
+        topic: str | None = None,
         chosen: str | None = None,
         clarified: Prompt | None = None,
     ) -> None:
         """Decide on this message. ``chosen``: the intent the customer tapped in answer to
-        the clarification ``clarified`` (which a "Talk to a person" tap also passes)."""
+        the clarification ``clarified`` (which a "Talk to a person" tap also passes);
+        ``topic``: the intent of the answer a "No, talk to a person" tap refers to."""
         # Whatever the customer does next closes a pending "did you mean ...?".
         pending = prompts.close_open(
             self.s, self.conversation.id or 0, clarification.KIND, answer_message_id=self.message.id
@@ -402,7 +405,6 @@ class _Flow:
             confidence=confidence,
             negativity=reading.negativity,
             requested_human=requested_human,
-            didnt_help=didnt_help,
             same_intent_recent=self._same_intent_recent(intent, clarified),
             strategic_term=reading.strategic_term,
             abstain_reason=abstain_reason,
@@ -421,7 +423,10 @@ class _Flow:
             self._escalate(
                 result,
                 decision,
-                intent or top or (clarification.top_intent_of(clarified) if clarified else None),
+                intent
+                or topic
+                or top
+                or (clarification.top_intent_of(clarified) if clarified else None),
                 customer_text=source.text if source is not None else self.message.text,
             )
             return
@@ -548,6 +553,12 @@ class _Flow:
             ordering_key=f"ack:{callback_id}",
             dedupe_key=f"ack:{self.inbound.channel}:{callback_id}",
         )
+
+
+def has_words(text: str) -> bool:
+    """True when ``text`` has a letter or a digit: something to classify. Emoji, punctuation
+    and blanks alone are not a question in words."""
+    return any(ch.isalnum() for ch in text)
 
 
 def _already_stored(session: Session, channel: str, external_id: str) -> bool:

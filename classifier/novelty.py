@@ -20,8 +20,19 @@ feature, so one message touches only the training rows that share one of its n-g
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
+
+
+@lru_cache(maxsize=1)
+def _blas() -> Any:
+    """The process's BLAS thread pools (threadpoolctl comes with scikit-learn)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 class DenseNeighbours:
@@ -48,10 +59,14 @@ class DenseNeighbours:
         return out
 
     def nearest_one(self, query: np.ndarray) -> float:
+        """One query. BLAS runs on one thread here: right after the sentence encoder's torch
+        threads, a multi-threaded BLAS call fights them for the cores (measured on 2 cores:
+        encoder + this 16 → 39 ms p50; with one BLAS thread 17 ms)."""
         if len(self) == 0:
             return 0.0
         norm = float(np.linalg.norm(query)) or 1.0
-        return float((self._x @ (query / norm)).max())
+        with _blas().limit(limits=1, user_api="blas"):
+            return float((self._x @ (query / norm)).max())
 
 
 MIN_ROWS_TO_PRUNE = 200

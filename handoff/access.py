@@ -90,6 +90,16 @@ def visible_accounts(stmt: Any, principal: Principal) -> Any:
     return stmt.where(col(Account.id) == -1)
 
 
+def visible_contacts(stmt: Any, principal: Principal) -> Any:
+    """``stmt`` (a select over contacts) narrowed to the contacts ``principal`` may link a
+    chat to: every contact for admins and agents, a CSM's accounts' contacts for a CSM."""
+    if sees_every_account(principal):
+        return stmt
+    if principal.role == Role.csm.value:
+        return stmt.where(col(Contact.account_id).in_(owned_accounts(principal)))
+    return stmt.where(col(Contact.id) == -1)
+
+
 def account_ids(session: Session, principal: Principal) -> set[int] | None:
     """None when ``principal`` sees every account; else the ids of the CSM's accounts."""
     if sees_every_account(principal):

@@ -6,6 +6,8 @@ custom attributes, other unknown columns are rejected):
     external_id*, name*, plan, tier, arr, renewal_date (YYYY-MM-DD), next_qbr_date (YYYY-MM-DD),
     expansion_stage, csm_email
 
+``tier`` is one of ``TIERS`` (any case; stored lowercase) or empty.
+
 Every row is validated first; if any row is rejected nothing is written and the report says
 which rows and why.
 """
@@ -22,6 +24,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, func, select
 
 from handoff.errors import InvalidInput, NotFound
+from handoff.health import UNSCORED
 from handoff.models import Account, Contact, Role, User, utcnow
 from handoff.text import StorableInput
 
@@ -36,6 +39,8 @@ COLUMNS = (
     "expansion_stage",
     "csm_email",
 )
+
+TIERS = ("strategic", "enterprise", "mid-market", "smb")
 
 
 class AccountIn(StorableInput):
@@ -58,6 +63,15 @@ class AccountIn(StorableInput):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.lower() not in TIERS:
+            raise ValueError(f"tier {value!r} is not one of {', '.join(TIERS)}")
+        return value.lower()
 
 
 class ContactIn(StorableInput):
@@ -98,6 +112,8 @@ def upsert_account(session: Session, data: AccountIn) -> tuple[Account, bool]:
     account.csm_id = csm_id
     # keep our own keys (health factors...), replace the CRM's custom attributes
     ours = {k: v for k, v in (account.attributes or {}).items() if k.startswith("health")}
+    if account.health_score is None:  # say why on every card until it is scored
+        ours.setdefault("health_factors", [UNSCORED])
     account.attributes = {**data.attributes, **ours}
     account.updated_at = utcnow()
     session.add(account)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,8 @@ from handoff.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+LINK_TOKEN_BYTES = 24  # 32 URL-safe characters: within Telegram's 64 for a start parameter
 
 
 def resolve_conversation(
@@ -137,3 +140,25 @@ def mark_unreachable(session: Session, channel: str, external_id: str) -> None:
         contact.unreachable = True
         session.add(contact)
         logger.info("contact %s marked unreachable on %s", contact.id, channel)
+
+
+def issue_link_token(session: Session, contact_id: int) -> str:
+    """A new single-use link token for a contact (replacing any earlier one).
+
+    The customer opens ``https://t.me/<bot>?start=<token>`` (:func:`telegram_link`) or sends
+    ``/start <token>``; the chat is then tied to this contact and the token is spent.
+    """
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"contact {contact_id} not found")
+    contact.link_token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
+    session.add(contact)
+    session.flush()
+    logger.info("link token issued for contact %s", contact_id)
+    return contact.link_token
+
+
+def telegram_link(bot_username: str | None, token: str) -> str | None:
+    """The Telegram deep link for a token, when the bot's username is known."""
+    name = (bot_username or "").strip().lstrip("@")
+    return f"https://t.me/{name}?start={token}" if name else None

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from handoff import activity
 from handoff.escalation import AccountFacts
 from handoff.models import (
     Account,
@@ -83,6 +84,7 @@ def recent_contacts(
     else:
         stmt = stmt.where(Contact.id == contact.id)
     rows = session.exec(stmt.order_by(col(Message.id).desc()).limit(limit)).all()
+    taps = activity.tapped_data(session, [m.id or 0 for m, _, _ in rows if m.kind == "callback"])
     return [
         {
             "at": message.created_at.isoformat(),
@@ -90,6 +92,8 @@ def recent_contacts(
             "contact_id": contact_id,
             "intent": message.intent,
             "text": message.text[:200],
+            # what the customer did, for a button tap or a command (None for a message)
+            "did": activity.describe(message.kind, message.text, taps.get(message.id or 0)),
         }
         for message, name, contact_id in rows
     ]

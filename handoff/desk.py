@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from handoff import access, outbox, queue, replies
+from handoff import access, activity, contacts, context, outbox, queue, replies
 from handoff.access import Principal
 from handoff.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from handoff.models import (
@@ -52,6 +52,15 @@ RESOLUTION_CODES = (
     "other",
 )
 CSAT_TEXT = "How did we do? Please rate this conversation from 1 (poor) to 5 (excellent)."
+MAX_CONTACT_MATCHES = 20
+
+
+class Unanswered(Conflict):
+    """A resolve without ``confirm`` while the customer's last message has no reply."""
+
+
+class ContactNotFound(NotFound):
+    """No such contact, or not one the principal may link chats to (the same answer)."""
 
 
 @dataclass
@@ -79,6 +88,53 @@ class HandoffDetail:
     events: list[HandoffEvent] = field(default_factory=list)
     # message id -> why that reply never reached the customer (dead-lettered or failed receipt)
     undelivered: dict[int, str] = field(default_factory=dict)
+    # message id -> the data of the button that message tapped (for "rated 5/5", ...)
+    taps: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def last_customer_message(self) -> Message | None:
+        return last_customer_message(self.transcript)
+
+    @property
+    def last_customer_text(self) -> str | None:
+        """The customer's last message as the queue shows it (a tap: what they did)."""
+        last = self.last_customer_message
+        return customer_text(last, self.taps.get(last.id or 0)) if last else None
+
+    @property
+    def awaits_reply(self) -> bool:
+        """Whether the customer's last message has no later reply from an agent or the bot."""
+        return awaits_reply(self.transcript)
+
+
+def last_customer_message(messages: list[Message]) -> Message | None:
+    return next((m for m in reversed(messages) if m.direction == Direction.inbound.value), None)
+
+
+def customer_text(message: Message, tapped: str | None = None) -> str:
+    """A customer message in words: its text, or what they did (a tap, a deep link)."""
+    return activity.describe(message.kind, message.text, tapped) or message.text
+
+
+def awaits_reply(messages: list[Message]) -> bool:
+    """True when the last customer message is later than every agent or bot reply.
+
+    A reply is an agent's message or the bot's answer to a question (it carries the intent it
+    answered); the bot's "a person will get back to you", system messages (the CSAT question)
+    and private notes are not.
+    """
+    last = last_customer_message(messages)
+    if last is None:
+        return False
+    return not any((m.id or 0) > (last.id or 0) and _is_reply(m) for m in messages)
+
+
+def _is_reply(message: Message) -> bool:
+    if message.direction != Direction.outbound.value:
+        return False
+    if message.author == Author.agent.value:
+        return True
+    return message.author == Author.bot.value and bool(message.intent)
 
 
 # --------------------------------------------------------------------------- visibility
@@ -144,12 +200,16 @@ def list_handoffs(
     for handoff, conversation, contact, account in rows:
         if reason and reason not in (handoff.reasons or []):
             continue
-        last = session.exec(
-            select(Message.text)
+        last_message = session.exec(
+            select(Message)
             .where(Message.conversation_id == conversation.id)
             .where(Message.direction == Direction.inbound.value)
             .order_by(col(Message.id).desc())
         ).first()
+        last = None
+        if last_message is not None:
+            taps = activity.tapped_data(session, [last_message.id or 0])
+            last = customer_text(last_message, taps.get(last_message.id or 0))
         views.append(
             HandoffView(
                 handoff=handoff,
@@ -189,6 +249,7 @@ def get_handoff(session: Session, principal: Principal, handoff_id: int) -> Hand
         transcript=messages,
         events=queue.history(session, handoff.id or 0),
         undelivered=outbox.delivery_failures(session, [m.id or 0 for m in messages]),
+        taps=activity.tapped_data(session, [m.id or 0 for m in messages if m.kind == "callback"]),
     )
 
 
@@ -365,12 +426,22 @@ def resolve(
     resolution_code: str,
     *,
     ask_csat: bool = True,
+    confirm: bool = True,
     text_limits: dict[str, int] | None = None,
 ) -> Handoff:
-    """Close a handoff with a resolution code and (by default) ask the customer for a 1-5 CSAT."""
+    """Close a handoff with a resolution code and (by default) ask the customer for a 1-5 CSAT.
+
+    Without ``confirm``, a handoff whose customer's last message has no reply yet is not
+    resolved: :class:`Unanswered` (nothing written), so the caller can ask first.
+    """
     if resolution_code not in RESOLUTION_CODES:
         raise InvalidInput(f"resolution code must be one of {', '.join(RESOLUTION_CODES)}")
     handoff = _owned(session, principal, handoff_id)
+    if not confirm and awaits_reply(transcript(session, handoff.conversation_id)):
+        raise Unanswered(
+            f"the customer's last message on handoff {handoff_id} has no reply yet; "
+            "confirm to resolve anyway"
+        )
     handoff = queue.transition(
         session, handoff, "resolve", principal.actor, resolution_code=resolution_code
     )
@@ -405,19 +476,35 @@ def return_to_bot(
 def link_contact(session: Session, principal: Principal, handoff_id: int, email: str) -> Contact:
     """Link the chat user of a handoff to a known contact by email (agent linking).
 
-    The conversation and its channel identity move to the existing contact, so the account's
-    CS context applies from now on. A CSM may only link to a contact of an account they own:
-    any other email is answered exactly like an unknown one (whether it exists is not told),
-    and nothing is written.
+    See :func:`link_to_contact`; an email the principal may not link to is answered exactly
+    like an unknown one (whether it exists is not told), and nothing is written.
     """
     _require_worker(principal)
-    handoff = _load(session, principal, handoff_id)
     email = (email or "").strip().lower()
     target = session.exec(
         select(Contact).where(or_(col(Contact.email) == email, col(Contact.email) == email.upper()))
     ).first()
     if target is None or not access.may_link_to(session, principal, target):
-        raise NotFound(f"no contact with email {email}")
+        _load(session, principal, handoff_id)  # an unknown handoff is still "not found"
+        raise ContactNotFound(f"no contact with email {email}")
+    return link_to_contact(session, principal, handoff_id, target.id or 0)
+
+
+def link_to_contact(
+    session: Session, principal: Principal, handoff_id: int, contact_id: int
+) -> Contact:
+    """Tie the chat of a handoff to a known contact (a web chat visitor, say).
+
+    The conversation, its channel identity and the handoff move to the contact and its
+    account, and the handoff's CS snapshot is taken again, so the account's context applies
+    from now on. A CSM may only link to a contact of an account they own; any other contact
+    is reported as not found, and nothing is written.
+    """
+    _require_worker(principal)
+    handoff = _load(session, principal, handoff_id)
+    target = session.get(Contact, contact_id)
+    if target is None or not access.may_link_to(session, principal, target):
+        raise ContactNotFound(f"contact {contact_id} not found")
     conversation = session.get(Conversation, handoff.conversation_id)
     if conversation is None:
         raise NotFound(f"handoff {handoff_id} has no conversation")
@@ -427,10 +514,53 @@ def link_contact(session: Session, principal: Principal, handoff_id: int, email:
         session.add(identity)
     conversation.contact_id = target.id or 0
     handoff.account_id = target.account_id
+    account = session.get(Account, target.account_id) if target.account_id else None
+    handoff.context = context.snapshot(session, account, target)
     session.add(conversation)
     session.add(handoff)
     session.flush()
+    logger.info("%s linked handoff %s to contact %s", principal.user_id, handoff_id, target.id)
     return target
+
+
+@dataclass
+class ContactMatch:
+    contact: Contact
+    account_name: str | None
+
+
+def find_contacts(session: Session, principal: Principal, query: str) -> list[ContactMatch]:
+    """Contacts whose email or name contains ``query`` (case-insensitive), among those the
+    principal may link to (a CSM: their accounts' contacts); at most 20, by name."""
+    _require_worker(principal)
+    words = (query or "").strip().lower()
+    if len(words) < 2:
+        return []
+    pattern = "%" + words.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+    stmt = (
+        select(Contact, Account)
+        .join(Account, col(Account.id) == col(Contact.account_id), isouter=True)
+        .where(
+            or_(
+                func.lower(col(Contact.email)).like(pattern, escape="\\"),
+                func.lower(col(Contact.name)).like(pattern, escape="\\"),
+            )
+        )
+    )
+    stmt = access.visible_contacts(stmt, principal)
+    rows = session.exec(
+        stmt.order_by(col(Contact.name), col(Contact.id)).limit(MAX_CONTACT_MATCHES)
+    )
+    return [ContactMatch(c, a.name if a else None) for c, a in rows.all()]
+
+
+def issue_link_token(session: Session, principal: Principal, contact_id: int) -> str:
+    """A Telegram link token for a contact the principal may link chats to (else not found)."""
+    _require_worker(principal)
+    target = session.get(Contact, contact_id)
+    if target is None or not access.may_link_to(session, principal, target):
+        raise ContactNotFound(f"contact {contact_id} not found")
+    return contacts.issue_link_token(session, contact_id)
 
 
 def waiting_seconds(handoff: Handoff, now: datetime | None = None) -> float:

@@ -25,8 +25,11 @@ thought: a deterministic guard against the classifier's confident mistakes on th
 where an automatic answer costs the most.
 
 Priorities: P1 for a VIP or at-risk account with anything strategic, negative, repeated or
-uncertain (or asking for a person); P2 for strategic, negative or repeated problems, or an
-account in its renewal window; P3 otherwise. The three uncertainty reasons weigh the same.
+uncertain (or asking for a person); P2 for an explicit request for a person (``/human``, a
+"talk to a person" button or words that say so), strategic, negative or repeated problems, or
+an account in its renewal window; P3 otherwise. The three uncertainty reasons weigh the same.
+A request for a person with no words to classify (a command or a button) is not "uncertain":
+the customer said what they want.
 """
 
 from __future__ import annotations
@@ -243,7 +246,8 @@ def decide(
     if message.category in policy.strategic_categories or message.strategic_term:
         reasons.append(Reason.strategic_intent)
     answerable = message.category in policy.answerable_categories
-    if (
+    told_us = message.requested_human and message.abstain_reason is None
+    if not told_us and (
         message.intent is None
         or message.confidence < policy.min_confidence
         or not (answerable or reasons)
@@ -288,6 +292,7 @@ def decide(
     if vip or at_risk:
         priority = 1
     elif {
+        Reason.requested_human,
         Reason.strategic_intent,
         Reason.negative_sentiment,
         Reason.repeated_contact,
@@ -347,3 +352,12 @@ def _escalate(
 def sla_minutes(policy: PolicyConfig, priority: int) -> int:
     """First-response target for a priority (the lowest configured one if unknown)."""
     return policy.sla_minutes.get(priority, max(policy.sla_minutes.values()))
+
+
+def describe_wait(minutes: int) -> str:
+    """A first-response target in words for customers: "60 minutes", "4 hours", "1 hour"."""
+    if minutes >= 120 and minutes % 60 == 0:
+        return f"{minutes // 60} hours"
+    if minutes == 1:
+        return "1 minute"
+    return f"{minutes} minutes"

@@ -10,6 +10,7 @@ from the database); ``recompute_health`` stores the result on the account
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -24,6 +25,11 @@ from handoff.models import Account, HealthSnapshot, utcnow
 logger = logging.getLogger(__name__)
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "health.yaml"
+UNSCORED = (
+    "health unknown: no usage data yet (scored when the first day of usage arrives,"
+    " or by the nightly run)"
+)
+USAGE_FACTORS = ("usage_trend", "seat_utilisation", "engagement")
 
 
 class _Strict(BaseModel):
@@ -41,9 +47,14 @@ class Factor(_Strict):
 
 
 class UsageTrend(Factor):
-    days: int = Field(default=21, ge=1)
-    min_days_with_data: int = Field(default=7, ge=1)
+    days: int = Field(default=7, ge=1)  # the recent window ...
+    baseline_days: int = Field(default=21, ge=1)  # ... against the days just before it
+    min_coverage: float = Field(default=0.7, gt=0, le=1)  # share of days with data, per window
     full_penalty_drop: float = Field(default=0.5, gt=0, le=1)
+
+    def needed(self, days: int) -> int:
+        """How many days of a ``days``-day window need data before the window counts."""
+        return max(1, math.ceil(self.min_coverage * days - 1e-9))
 
 
 class SeatUtilisation(Factor):
@@ -120,9 +131,10 @@ def load_health_config(path: str | Path = DEFAULT_PATH) -> HealthConfig:
 class HealthInputs:
     """The signals of one account on one day (None: no data for that factor)."""
 
-    active_recent: float | None = None  # average daily active users, last window
-    active_prior: float | None = None  # ... the window before
-    trend_days: int = 21
+    active_recent: float | None = None  # median daily active users, recent window
+    active_prior: float | None = None  # ... the baseline window just before it
+    trend_days: int = 7
+    baseline_days: int = 21
     seats: int | None = None
     active_last_week: float | None = None
     logins_per_seat_week: float | None = None
@@ -133,6 +145,7 @@ class HealthInputs:
     repeated_intents: tuple[str, ...] = ()
     didnt_help: int = 0
     days_to_renewal: int | None = None
+    basis: tuple[str, ...] = ()  # what data the score rests on, in words
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,7 @@ class HealthResult:
     status: str  # green, yellow, red
     factors: list[FactorResult] = field(default_factory=list)
     capped_by: str | None = None
+    basis: tuple[str, ...] = ()  # what data it rests on (e.g. days of usage), in words
 
     def reasons(self, limit: int = 4) -> list[str]:
         """The factors that cost points, worst first, in words (all strengths if none)."""
@@ -169,6 +183,13 @@ class HealthResult:
             costly.insert(0, next(f for f in self.factors if f.name == self.capped_by))
         chosen = costly or sorted(self.factors, key=lambda f: -f.weight)
         return [f.text for f in chosen[:limit]]
+
+    def explained(self, limit: int = 4) -> list[str]:
+        """The reasons, led by what data is missing when no usage factor could be scored."""
+        if not self.basis or any(self.factor(name) for name in USAGE_FACTORS):
+            return self.reasons(limit)
+        note = f"{self.basis[0]}: the score rests on support signals only"
+        return [note, *self.reasons(limit - 1)]
 
     def factor(self, name: str) -> FactorResult | None:
         return next((f for f in self.factors if f.name == name), None)
@@ -196,9 +217,11 @@ def factor_results(inputs: HealthInputs, cfg: HealthConfig) -> list[FactorResult
     out: list[FactorResult] = []
     if inputs.active_recent is not None and inputs.active_prior:
         change = (inputs.active_recent - inputs.active_prior) / inputs.active_prior
-        weeks = round(inputs.trend_days / 7)
         sub = _clamp(1 + change / f.usage_trend.full_penalty_drop) if change < 0 else 1.0
-        text = f"active users {_pct(change)} over {weeks} weeks"
+        text = (
+            f"active users {_pct(change)} in the last {inputs.trend_days} days"
+            f" vs the {inputs.baseline_days} before"
+        )
         out.append(FactorResult("usage_trend", sub, f.usage_trend.weight, text, value=change))
     if inputs.seats and inputs.active_last_week is not None:
         util = inputs.active_last_week / inputs.seats
@@ -280,7 +303,7 @@ def score_health(inputs: HealthInputs, cfg: HealthConfig) -> HealthResult:
         if cap is not None and r.sub_score <= 0 and score > cap:
             score, capped_by = cap, r.name
     score = max(0, min(100, score))
-    return HealthResult(score, status_for(score, cfg.bands), results, capped_by)
+    return HealthResult(score, status_for(score, cfg.bands), results, capped_by, inputs.basis)
 
 
 @dataclass(frozen=True)
@@ -308,7 +331,11 @@ def recompute_health(
     result = score_health(gather(session, account, cfg, today), cfg)
     account.health_score = result.score
     account.health_status = result.status
-    account.attributes = {**(account.attributes or {}), "health_factors": result.reasons()}
+    account.attributes = {
+        **(account.attributes or {}),
+        "health_factors": result.explained(),
+        "health_basis": list(result.basis),
+    }
     account.updated_at = utcnow()
     session.add(account)
     session.add(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -58,34 +60,72 @@ def repeated_intents(messages: list[Message], min_count: int) -> list[tuple[str,
     return [(i, n) for i, n in counts.most_common() if i is not None and n >= min_count]
 
 
-def _usage(
-    session: Session, account_id: int, cfg: HealthConfig, today: date
-) -> dict[str, float | int | None]:
+def _median(values: list[int]) -> float:
+    return float(statistics.median(values))
+
+
+def _usage(session: Session, account_id: int, cfg: HealthConfig, today: date) -> dict[str, Any]:
+    """Usage measures over the days that have data: a missing day is unknown, never zero.
+
+    A window (the recent ``days``, the ``baseline_days`` before, the last 7 and 14 days)
+    counts only when at least ``min_coverage`` of its days have data; otherwise the measure
+    is None and the factor is left out of the score. ``basis`` says what the figures rest on.
+    """
     trend = cfg.factors.usage_trend
-    first = today - timedelta(days=2 * trend.days - 1)
+    first = today - timedelta(days=trend.days + trend.baseline_days - 1)
     rows = session.exec(
         select(UsageDaily)
         .where(UsageDaily.account_id == account_id)
-        .where(col(UsageDaily.day) >= first)
+        .where(col(UsageDaily.day) >= min(first, today - timedelta(days=13)))
         .where(col(UsageDaily.day) <= today)
         .order_by(col(UsageDaily.day))
     ).all()
     if not rows:
-        return {}
+        last = _last_usage_day(session, account_id, today)
+        return {
+            "basis": (f"no usage data since {last.isoformat()}" if last else "no usage data yet",)
+        }
     split = today - timedelta(days=trend.days - 1)
     recent = [r.active_users for r in rows if r.day >= split]
-    prior = [r.active_users for r in rows if r.day < split]
+    prior = [r.active_users for r in rows if first <= r.day < split]
     week = [r.active_users for r in rows if r.day > today - timedelta(days=7)]
     fortnight = [r.logins for r in rows if r.day > today - timedelta(days=14)]
     seats = rows[-1].seats or None
-    ok = trend.min_days_with_data
+    basis = [
+        f"usage data on {len(recent)} of the last {trend.days} days"
+        f" and {len(prior)} of the {trend.baseline_days} before"
+    ]
+    if rows[-1].day < today:
+        basis.append(f"latest usage data {rows[-1].day.isoformat()}")
+    trend_ok = len(recent) >= trend.needed(trend.days) and len(prior) >= trend.needed(
+        trend.baseline_days
+    )
+    if not trend_ok:
+        basis.append(
+            f"too little usage data for a trend (needs {trend.needed(trend.days)} of"
+            f" {trend.days} and {trend.needed(trend.baseline_days)} of {trend.baseline_days} days)"
+        )
+    week_ok = len(week) >= trend.needed(7)
+    fortnight_ok = len(fortnight) >= trend.needed(14)
     return {
-        "active_recent": sum(recent) / len(recent) if len(recent) >= ok else None,
-        "active_prior": sum(prior) / len(prior) if len(prior) >= ok else None,
+        "active_recent": _median(recent) if trend_ok else None,
+        "active_prior": _median(prior) if trend_ok else None,
         "seats": seats,
-        "active_last_week": sum(week) / len(week) if week else 0.0,
-        "logins_per_seat_week": (sum(fortnight) / seats / 2) if seats else None,
+        "active_last_week": sum(week) / len(week) if week_ok else None,
+        "logins_per_seat_week": (
+            sum(fortnight) / len(fortnight) * 7 / seats if seats and fortnight_ok else None
+        ),
+        "basis": tuple(basis),
     }
+
+
+def _last_usage_day(session: Session, account_id: int, today: date) -> date | None:
+    return session.exec(
+        select(col(UsageDaily.day))
+        .where(UsageDaily.account_id == account_id)
+        .where(col(UsageDaily.day) <= today)
+        .order_by(col(UsageDaily.day).desc())
+    ).first()
 
 
 def gather(session: Session, account: Account, cfg: HealthConfig, today: date) -> HealthInputs:
@@ -126,6 +166,7 @@ def gather(session: Session, account: Account, cfg: HealthConfig, today: date) -
         active_recent=_float(usage.get("active_recent")),
         active_prior=_float(usage.get("active_prior")),
         trend_days=f.usage_trend.days,
+        baseline_days=f.usage_trend.baseline_days,
         seats=_int(usage.get("seats")),
         active_last_week=_float(usage.get("active_last_week")),
         logins_per_seat_week=_float(usage.get("logins_per_seat_week")),
@@ -151,6 +192,7 @@ def gather(session: Session, account: Account, cfg: HealthConfig, today: date) -
             1 for fb in feedback if fb.kind == "didnt_help" and fb.created_at >= help_since
         ),
         days_to_renewal=(renewal - today).days if renewal else None,
+        basis=tuple(usage.get("basis", ())),
     )
 
 

@@ -1,13 +1,18 @@
 """Proactive Customer Success alerts: the rules that tell a CSM to act before any ticket.
 
 * ``turned_red``: the health score fell into the red band (it was not red before).
-* ``usage_drop``: active users fell by ``alerts.usage_drop`` (30%) or more over the trend
-  window (``factors.usage_trend``).
-* ``vip_quiet``: a VIP account has had no logins or active users for ``alerts.vip_quiet_days``
-  while its renewal is within ``alerts.vip_renewal_within_days``.
+* ``usage_drop``: median daily active users of the recent window fell by
+  ``alerts.usage_drop`` (30%) or more against the baseline before it
+  (``factors.usage_trend``). One alert per episode: the account's ``health_usage_drop_since``
+  attribute marks an open drop, closed once the trend (with enough data) is above the
+  threshold again. A window mostly without data has no trend, so it never alerts.
+* ``vip_quiet``: a VIP account has reported no logins or active users for
+  ``alerts.vip_quiet_days`` days of data (days without data are unknown, not quiet) while its
+  renewal is within ``alerts.vip_renewal_within_days``.
 
-Each alert goes to the account's own CSM through the outbox (``alerts.proactive_alert``) and
-is not repeated for the same (account, kind) inside ``alerts.cooldown_days``.
+Each alert says what data it rests on, goes to the account's own CSM through the outbox
+(``alerts.proactive_alert``) and is not repeated for the same (account, kind) inside
+``alerts.cooldown_days``.
 """
 
 from __future__ import annotations
@@ -37,9 +42,16 @@ def last_active_day(session: Session, account_id: int) -> date | None:
     return row.day if row is not None else None
 
 
-def _has_usage(session: Session, account_id: int) -> bool:
-    found = session.exec(select(UsageDaily.id).where(UsageDaily.account_id == account_id)).first()
-    return found is not None
+def last_data_day(session: Session, account_id: int) -> date | None:
+    """The last day with usage data of any kind; None without usage data."""
+    return session.exec(
+        select(col(UsageDaily.day))
+        .where(UsageDaily.account_id == account_id)
+        .order_by(col(UsageDaily.day).desc())
+    ).first()
+
+
+EPISODE_KEY = "health_usage_drop_since"  # "health*" keys survive a CRM sync
 
 
 def check_account(
@@ -79,6 +91,8 @@ def check_account(
             raised.append(made)
 
     why = "\n".join(f"• {r}" for r in reasons)
+    if result.basis:
+        why += "\nBased on: " + "; ".join(result.basis) + "."
     if result.status == "red" and change.previous_status != "red":
         alert(
             "turned_red",
@@ -87,13 +101,22 @@ def check_account(
             {"score": result.score, "factors": reasons},
         )
     trend = result.factor("usage_trend")
-    if trend is not None and trend.value is not None and trend.value <= -rules.usage_drop:
-        alert(
-            "usage_drop",
-            f"{account.name}: {trend.text}",
-            f"Usage is falling ({trend.text}); health {result.score} ({result.status}).\n{why}",
-            {"change": round(trend.value, 3), "factors": reasons},
-        )
+    attrs = dict(account.attributes or {})
+    if trend is not None and trend.value is not None:
+        dropping = trend.value <= -rules.usage_drop
+        if dropping and not attrs.get(EPISODE_KEY):
+            alert(
+                "usage_drop",
+                f"{account.name}: {trend.text}",
+                f"Usage is falling ({trend.text}); health {result.score} ({result.status}).\n{why}",
+                {"change": round(trend.value, 3), "factors": reasons, "basis": list(result.basis)},
+            )
+            attrs[EPISODE_KEY] = period
+        elif not dropping and attrs.get(EPISODE_KEY):
+            attrs.pop(EPISODE_KEY)
+        if attrs != (account.attributes or {}):
+            account.attributes = attrs
+            session.add(account)
     flags = account_flags(policy or PolicyConfig(), account_facts(account), today)
     renewal = account.renewal_date
     if (
@@ -101,12 +124,14 @@ def check_account(
         and renewal is not None
         and 0 <= (renewal - today).days <= rules.vip_renewal_within_days
         and account.id is not None
-        and _has_usage(session, account.id)
+        and (data_day := last_data_day(session, account.id)) is not None
     ):
         last = last_active_day(session, account.id)
-        quiet = (today - last).days if last else None
+        quiet = (data_day - last).days if last else None
         if quiet is None or quiet >= rules.vip_quiet_days:
             since = f"for {quiet} days" if quiet is not None else "at all recently"
+            if data_day < today:
+                since += f" (latest usage data {data_day.isoformat()})"
             alert(
                 "vip_quiet",
                 f"{account.name} (VIP) has gone quiet before renewal",

@@ -13,9 +13,16 @@ ignored and a new visitor id is issued. The visitor id is the conversation's add
 (``sender_id``); deduplication is per visitor (``external_id = visitor:client_id``) so one
 visitor can never make another's message look like a retry.
 
+What the visitor sees (their messages, who has their chat) is read by
+``bot/channels/webchat_history.py``.
+
 Outbound: a reply is already stored as an outbound ``Message`` by the pipeline, so
 :class:`WebChatSender` only wakes the visitor's live listeners (:class:`VisitorHub`); the
 stream then reads new messages from the database by id, so nothing is lost across reconnects.
+Each customer message records which secret signed the visitor's cookie (``raw["key_id"]``, a
+fingerprint, never the secret): when the secret has changed since, no browser can ever present
+that visitor's cookie again, so a reply to them raises ``Unreachable`` and the agent sees it
+as not delivered instead of ``sent``.
 """
 
 from __future__ import annotations
@@ -33,18 +40,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-from sqlmodel import Session, col, func, select
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
-from bot.channels.base import InboundMessage, OutboundMessage, SendResult
+from bot.channels.base import InboundMessage, OutboundMessage, SendResult, Unreachable
 from handoff.models import (
-    Author,
     ChannelIdentity,
     Conversation,
     Direction,
     Message,
-    OutboxEntry,
-    User,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,8 +72,11 @@ class InvalidPost(ValueError):
         self.problems = problems
 
 
-def parse_post(data: object, visitor_id: str) -> InboundMessage:
-    """Validate a decoded POST body and normalize it for the pipeline (raises InvalidPost)."""
+def parse_post(data: object, visitor_id: str, key_id: str | None = None) -> InboundMessage:
+    """Validate a decoded POST body and normalize it for the pipeline (raises InvalidPost).
+
+    ``key_id``: the fingerprint of the secret that signed the visitor's cookie, kept with the
+    message so a reply can tell whether the visitor can still be reached."""
     if not isinstance(data, dict):
         raise InvalidPost(["the body must be a JSON object"])
     problems: list[str] = []
@@ -100,7 +107,7 @@ def parse_post(data: object, visitor_id: str) -> InboundMessage:
         "channel": CHANNEL,
         "external_id": f"{visitor_id}:{client_id}",
         "sender_id": visitor_id,
-        "raw": {"client_id": client_id},
+        "raw": {"client_id": client_id, "key_id": key_id} if key_id else {"client_id": client_id},
     }
     if callback:
         # The widget sends the button's label as text, which is what the transcript shows.
@@ -127,6 +134,12 @@ class VisitorCookies:
         if len(secret) < 16:
             raise ValueError("the web chat secret must be at least 16 characters")
         self._key = secret.encode()
+
+    @property
+    def key_id(self) -> str:
+        """A short fingerprint of the secret (safe to store): which key signed a cookie."""
+        digest = hmac.new(self._key, b"webchat-key-id", hashlib.sha256).hexdigest()
+        return digest[:16]
 
     def issue(self) -> tuple[str, str]:
         """A new visitor id and its cookie value."""
@@ -219,14 +232,29 @@ def _wake(listener: Listener) -> bool:
 
 
 class WebChatSender:
-    """Delivers to the web chat: the reply is stored already, so wake the visitor's streams."""
+    """Delivers to the web chat: the reply is stored already, so wake the visitor's streams.
+
+    With an ``engine``, a visitor whose cookie was signed with another secret (the secret
+    changed since their last message) is ``Unreachable``: nobody can ever read the reply.
+    """
 
     channel = CHANNEL
 
-    def __init__(self, hub: VisitorHub) -> None:
+    def __init__(
+        self, hub: VisitorHub, key_id: str | None = None, engine: Engine | None = None
+    ) -> None:
         self.hub = hub
+        self.key_id = key_id
+        self._engine = engine
 
     async def send(self, target: str, message: OutboundMessage) -> SendResult:
+        if self._engine is not None and self.key_id is not None:
+            visitor_key = await asyncio.to_thread(_key_of, self._engine, target)
+            if visitor_key is not None and visitor_key != self.key_id:
+                raise Unreachable(
+                    "not delivered: the visitor's web chat session ended when the web chat "
+                    "secret changed (WEBCHAT_SECRET), so they can no longer see replies here"
+                )
         woken = self.hub.publish(target)
         logger.debug("webchat: woke %d live listener(s)", woken)
         return SendResult(provider_message_id=None)
@@ -241,113 +269,39 @@ class WebChat:
     sender: WebChatSender
 
     @classmethod
-    def build(cls, secret: str | None) -> WebChat:
-        """Wire the web chat; without a configured secret, a random one for this process."""
+    def build(cls, secret: str | None, engine: Engine | None = None) -> WebChat:
+        """Wire the web chat; without a secret, a random one for this process (tests).
+
+        ``bot/channels/webchat_secret.py`` decides the secret (persisted in dev, required in
+        prod). With ``engine``, replies to visitors of an earlier secret are flagged.
+        """
         if secret is None:
             logger.info(
-                "WEBCHAT_SECRET is not set: using a random one, so visitors start a new chat "
-                "after a restart (set it for stable sessions and for several instances)"
+                "no web chat secret: using a random one, so visitors start a new chat "
+                "after a restart (set WEBCHAT_SECRET for stable sessions)"
             )
             secret = secrets.token_urlsafe(32)
         hub = VisitorHub()
-        return cls(VisitorCookies(secret), hub, WebChatSender(hub))
+        cookies = VisitorCookies(secret)
+        return cls(cookies, hub, WebChatSender(hub, cookies.key_id, engine))
 
 
-# -- the read side: what the visitor sees -------------------------------------------------
-
-VISIBLE_AUTHORS = (Author.customer.value, Author.bot.value, Author.agent.value)
-VISIBLE_DIRECTIONS = (Direction.inbound.value, Direction.outbound.value)
-
-
-class ChatButton(BaseModel):
-    text: str
-    data: str
+def _key_of(engine: Engine, visitor_id: str) -> str | None:
+    with Session(engine) as session:
+        return visitor_key_id(session, visitor_id)
 
 
-class ChatMessagePublic(BaseModel):
-    """One message as the widget shows it (never a private note or an internal event)."""
-
-    id: int
-    author: str  # customer, bot, agent
-    author_name: str | None = None  # an agent's first name
-    text: str
-    created_at: str
-    client_id: str | None = None  # the widget's id of a customer message
-    buttons: list[ChatButton] = []
-
-
-def visitor_messages(
-    session: Session, visitor_id: str, *, after: int = 0, limit: int = PAGE
-) -> list[ChatMessagePublic]:
-    """The visitor's messages with ``id > after``, oldest first (the latest ``limit`` when
-    ``after`` is 0). Only the conversation's latest bot/agent message carries buttons."""
-    identity_id = session.exec(
-        select(ChannelIdentity.id)
+def visitor_key_id(session: Session, visitor_id: str) -> str | None:
+    """The key fingerprint of the visitor's latest message (None: unknown, e.g. older data)."""
+    raw = session.exec(
+        select(Message.raw)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .join(ChannelIdentity, col(ChannelIdentity.id) == col(Conversation.identity_id))
         .where(ChannelIdentity.channel == CHANNEL)
         .where(ChannelIdentity.external_id == visitor_id)
+        .where(Message.direction == Direction.inbound.value)
+        .order_by(col(Message.id).desc())
+        .limit(1)
     ).first()
-    if identity_id is None:
-        return []
-    conversations = select(Conversation.id).where(Conversation.identity_id == identity_id)
-    visible = (
-        select(Message)
-        .where(col(Message.conversation_id).in_(conversations))
-        .where(col(Message.direction).in_(VISIBLE_DIRECTIONS))
-        .where(col(Message.author).in_(VISIBLE_AUTHORS))
-        .where(Message.kind != "note")
-    )
-    if after > 0:
-        rows = list(
-            session.exec(
-                visible.where(col(Message.id) > after).order_by(col(Message.id)).limit(limit)
-            )
-        )
-    else:
-        rows = list(
-            reversed(session.exec(visible.order_by(col(Message.id).desc()).limit(limit)).all())
-        )
-    if not rows:
-        return []
-    latest_outbound = session.exec(
-        select(func.max(Message.id))
-        .where(col(Message.conversation_id).in_(conversations))
-        .where(Message.direction == Direction.outbound.value)
-    ).one()
-    buttons = _buttons_of(session, latest_outbound) if latest_outbound else []
-    user_ids = {m.author_user_id for m in rows if m.author_user_id is not None}
-    names = (
-        {
-            user.id: user.name.split()[0] if user.name.strip() else None
-            for user in session.exec(select(User).where(col(User.id).in_(user_ids)))
-        }
-        if user_ids
-        else {}
-    )
-    return [
-        ChatMessagePublic(
-            id=m.id or 0,
-            author=m.author,
-            author_name=names.get(m.author_user_id) if m.author == Author.agent.value else None,
-            text=m.text,
-            created_at=m.created_at.isoformat(),
-            client_id=client_id_of(m.external_id)
-            if m.direction == Direction.inbound.value
-            else None,
-            buttons=buttons if m.id == latest_outbound else [],
-        )
-        for m in rows
-    ]
-
-
-def _buttons_of(session: Session, message_id: int) -> list[ChatButton]:
-    entries = session.exec(
-        select(OutboxEntry)
-        .where(OutboxEntry.message_id == message_id)
-        .order_by(col(OutboxEntry.id))
-    )
-    return [
-        ChatButton(text=str(b["text"]), data=str(b["data"]))
-        for entry in entries
-        for b in entry.payload.get("buttons", [])
-        if isinstance(b, dict) and "text" in b and "data" in b
-    ]
+    key = raw.get("key_id") if isinstance(raw, dict) else None
+    return key if isinstance(key, str) else None

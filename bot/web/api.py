@@ -12,15 +12,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from sqlmodel import Session
 
 from bot.web import errors
 from bot.web.bearer import principal_of
 from bot.web.deps import ServicesDep
-from handoff import access, accounts, desk, privacy, users
+from handoff import access, accounts, activity, contacts, desk, privacy, users
 from handoff.errors import InvalidInput
-from handoff.models import Account, Message
+from handoff.models import Account, HandoffStatus, Message
 from handoff.text import StorableInput, refuse_unstorable
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=errors.responses(401))
@@ -102,6 +109,11 @@ class MessageOut(BaseModel):
         None,
         description="why this reply never reached the customer (null when it did or is on its way)",
     )
+    activity: str | None = Field(
+        None,
+        description="for a button tap or a command, what the customer did "
+        "(`rated 5/5`, `linked their chat`); null for an ordinary message",
+    )
 
 
 class EventOut(BaseModel):
@@ -136,10 +148,23 @@ class TransferIn(ReasonIn):
 class ResolveIn(StorableInput):
     resolution_code: str = Field(json_schema_extra={"enum": list(desk.RESOLUTION_CODES)})
     ask_csat: bool = True
+    confirm: bool = Field(
+        True,
+        description="false: refuse (409) while the customer's last message has no reply yet",
+    )
 
 
 class LinkIn(StorableInput):
-    email: str = Field(min_length=3, max_length=320)
+    """The contact to tie the chat to: by ``contact_id`` or by ``email`` (one of them)."""
+
+    email: str | None = Field(default=None, min_length=3, max_length=320)
+    contact_id: int | None = Field(default=None, ge=1, le=MAX_INT)
+
+    @model_validator(mode="after")
+    def _one(self) -> LinkIn:
+        if (self.email is None) == (self.contact_id is None):
+            raise ValueError("give either email or contact_id")
+        return self
 
 
 class AccountOut(BaseModel):
@@ -154,6 +179,9 @@ class AccountOut(BaseModel):
     csm_id: int | None
     health_score: int | None
     health_status: str | None
+    health_factors: list[str] = Field(
+        default_factory=list, description="why the health score is what it is, worst first"
+    )
     attributes: dict[str, Any]
 
 
@@ -203,14 +231,20 @@ def _handoff_out(view: desk.HandoffView) -> HandoffOut:
     )
 
 
-def _message_out(m: Message, undelivered: dict[int, str] | None = None) -> MessageOut:
+def _message_out(
+    m: Message, undelivered: dict[int, str] | None = None, taps: dict[int, str] | None = None
+) -> MessageOut:
     out = MessageOut.model_validate(m, from_attributes=True)
     out.undelivered = (undelivered or {}).get(m.id or 0)
+    if m.direction == "inbound":
+        out.activity = activity.describe(m.kind, m.text, (taps or {}).get(m.id or 0))
     return out
 
 
 def _account_out(a: Account) -> AccountOut:
-    return AccountOut.model_validate(a, from_attributes=True)
+    out = AccountOut.model_validate(a, from_attributes=True)
+    out.health_factors = [str(f) for f in (a.attributes or {}).get("health_factors") or []]
+    return out
 
 
 def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> HandoffDetailOut:
@@ -223,14 +257,14 @@ def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> Han
         d.account.tier if d.account else None,
         d.conversation.channel,
         d.assignee.name if d.assignee else None,
-        None,
+        d.last_customer_text,
     )
     base = _handoff_out(view).model_dump()
     return HandoffDetailOut(
         **base,
         context=h.context or {},
         account=_account_out(d.account).model_dump(mode="json") if d.account else None,
-        transcript=[_message_out(m, d.undelivered) for m in d.transcript],
+        transcript=[_message_out(m, d.undelivered, d.taps) for m in d.transcript],
         events=[EventOut.model_validate(e, from_attributes=True) for e in d.events],
     )
 
@@ -240,7 +274,7 @@ def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> Han
 def list_handoffs(
     session: SessionDep,
     principal: PrincipalDep,
-    status: Annotated[list[Storable] | None, Query()] = None,
+    status: Annotated[list[HandoffStatus] | None, Query()] = None,
     priority: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
     reason: str | None = None,
     channel: Storable | None = None,
@@ -251,7 +285,7 @@ def list_handoffs(
     views = desk.list_handoffs(
         session,
         principal,
-        statuses=status,
+        statuses=[s.value for s in status] if status else None,
         priority=priority,
         reason=reason,
         channel=channel,
@@ -390,6 +424,7 @@ def resolve(
         handoff_id,
         body.resolution_code,
         ask_csat=body.ask_csat,
+        confirm=body.confirm,
         text_limits=limits,
     )
     return _act(services, session, principal, handoff_id)
@@ -423,7 +458,10 @@ def link_contact(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> Any:
-    desk.link_contact(session, principal, handoff_id, body.email)
+    if body.contact_id is not None:
+        desk.link_to_contact(session, principal, handoff_id, body.contact_id)
+    else:
+        desk.link_contact(session, principal, handoff_id, body.email or "")
     return _act(services, session, principal, handoff_id)
 
 
@@ -473,6 +511,55 @@ def upsert_contact(body: accounts.ContactIn, session: SessionDep, principal: Pri
     contact, _created = accounts.upsert_contact(session, body)
     session.commit()
     return ContactOut.model_validate(contact, from_attributes=True)
+
+
+class ContactMatchOut(ContactOut):
+    account_name: str | None
+
+
+@router.get("/contacts", response_model=list[ContactMatchOut], responses=errors.responses(403, 422))
+def find_contacts(
+    session: SessionDep,
+    principal: PrincipalDep,
+    q: Annotated[Storable, Query(min_length=2, max_length=320)],
+) -> Any:
+    """Contacts whose email or name contains ``q``, among those the caller may link chats to."""
+    return [
+        ContactMatchOut(
+            id=m.contact.id or 0,
+            email=m.contact.email,
+            name=m.contact.name,
+            account_id=m.contact.account_id,
+            account_name=m.account_name,
+        )
+        for m in desk.find_contacts(session, principal, q)
+    ]
+
+
+class LinkTokenOut(BaseModel):
+    contact_id: int
+    token: str = Field(description="single-use: the customer sends `/start <token>`")
+    telegram_url: str | None = Field(
+        description="`https://t.me/<bot>?start=<token>` (null while TELEGRAM_BOT_USERNAME is unset)"
+    )
+
+
+@router.post(
+    "/contacts/{contact_id:int}/link-token",
+    response_model=LinkTokenOut,
+    status_code=201,
+    responses=errors.responses(403, 404, 422),
+)
+def issue_link_token(
+    contact_id: Id, services: ServicesDep, session: SessionDep, principal: PrincipalDep
+) -> Any:
+    """A new Telegram link token for a contact (any earlier one stops working)."""
+    token = desk.issue_link_token(session, principal, contact_id)
+    session.commit()
+    username = services.settings.telegram_bot_username
+    return LinkTokenOut(
+        contact_id=contact_id, token=token, telegram_url=contacts.telegram_link(username, token)
+    )
 
 
 class ErasureOut(BaseModel):

@@ -28,7 +28,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.channels import webchat
+from bot.channels import webchat, webchat_history
 from bot.web.deps import ServicesDep
 from bot.web.rate_limit import SLOW_DOWN
 from bot.web.webhooks import read_body
@@ -96,11 +96,18 @@ VisitorDep = Annotated[Visitor, Depends()]
 
 @router.get("/chat", response_class=HTMLResponse, include_in_schema=False)
 def chat_page(request: Request, services: ServicesDep, visitor: VisitorDep) -> HTMLResponse:
-    """The chat widget (also embeddable in an ``<iframe>``)."""
+    """The chat widget (also embeddable in an ``<iframe>``), its header saying who has the
+    chat now (after a reload too)."""
+    with Session(services.engine) as session:
+        state = webchat_history.visitor_state(session, visitor.id)
     response = templates.TemplateResponse(
         request,
         "chat.html",
-        {"product_name": services.settings.product_name},
+        {
+            "product_name": services.settings.product_name,
+            "status_text": webchat_history.STATUS_TEXTS[state],
+            "status_texts": webchat_history.STATUS_TEXTS,
+        },
         headers=PAGE_HEADERS,
     )
     visitor.set_cookie(response)
@@ -132,7 +139,7 @@ async def post_message(
     if depth_of(data, MAX_DEPTH) > MAX_DEPTH:
         raise HTTPException(422, "the body nests too deeply")
     try:
-        inbound = webchat.parse_post(data, visitor.id)
+        inbound = webchat.parse_post(data, visitor.id, chat.cookies.key_id)
     except webchat.InvalidPost as exc:
         raise HTTPException(422, exc.problems) from exc
     result = await run_in_threadpool(services.triage.receive, inbound)
@@ -151,7 +158,7 @@ async def list_messages(
     services: ServicesDep,
     visitor: VisitorDep,
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-) -> dict[str, list[webchat.ChatMessagePublic]]:
+) -> dict[str, list[webchat_history.ChatMessagePublic]]:
     """The visitor's messages after ``after`` (the latest ones when 0), oldest first."""
     visitor.set_cookie(response)
     response.headers["Cache-Control"] = "no-store"
@@ -205,6 +212,6 @@ async def _events(
                     await listener.wait()
 
 
-def _read(engine: Engine, visitor_id: str, after: int) -> list[webchat.ChatMessagePublic]:
+def _read(engine: Engine, visitor_id: str, after: int) -> list[webchat_history.ChatMessagePublic]:
     with Session(engine) as session:
-        return webchat.visitor_messages(session, visitor_id, after=after)
+        return webchat_history.visitor_messages(session, visitor_id, after=after)

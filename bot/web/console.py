@@ -401,13 +401,10 @@ def _transfer_targets(db: Session, staff: Staff, detail: desk.HandoffDetail) -> 
     return people
 
 
-@router.get("/handoffs/{handoff_id}", response_class=HTMLResponse)
-def handoff_page(handoff_id: PathId, request: Request, staff: StaffDep, db: DbDep) -> Response:
-    """A conversation: transcript, CS context card and the actions on its handoff."""
-    try:
-        detail = desk.get_handoff(db, staff.principal, handoff_id)
-    except NotFound:
-        return _not_found(request, staff, f"handoff {handoff_id}")
+def _handoff_values(
+    db: Session, staff: Staff, detail: desk.HandoffDetail, find: str = ""
+) -> dict[str, Any]:
+    """What the conversation page shows (``find``: a contact search to link the chat to)."""
     names = _names(db)
     h = detail.handoff
     live_recent = context.recent_contacts(db, detail.contact, detail.account)
@@ -415,8 +412,11 @@ def handoff_page(handoff_id: PathId, request: Request, staff: StaffDep, db: DbDe
     now = _now()
     is_admin = access.is_admin(staff.principal)
     mine = h.status == "assigned" and (h.assignee_id == staff.user.id or is_admin)
-    lines = [views.message_line(m, names, detail.undelivered) for m in detail.transcript]
-    values = {
+    lines = [
+        views.message_line(m, names, detail.undelivered, detail.taps) for m in detail.transcript
+    ]
+    find = find.strip()[:320]
+    return {
         "nav": "queue",
         "h": h,
         "row": {
@@ -448,8 +448,28 @@ def handoff_page(handoff_id: PathId, request: Request, staff: StaffDep, db: DbDe
         "targets": _transfer_targets(db, staff, detail),
         "codes": desk.RESOLUTION_CODES,
         "max_reply": desk.MAX_REPLY_CHARS,
+        "find": find,
+        "matches": [
+            views.contact_match(m, detail.contact.id)
+            for m in desk.find_contacts(db, staff.principal, find)
+        ]
+        if find
+        else [],
+        "confirm_resolve": None,
     }
-    return _page(request, "handoff.html", staff, values)
+
+
+@router.get("/handoffs/{handoff_id}", response_class=HTMLResponse)
+def handoff_page(
+    handoff_id: PathId, request: Request, staff: StaffDep, db: DbDep, find: str = ""
+) -> Response:
+    """A conversation: transcript, CS context card and the actions on its handoff
+    (``find``: search contacts by email or name to link the chat to)."""
+    try:
+        detail = desk.get_handoff(db, staff.principal, handoff_id)
+    except NotFound:
+        return _not_found(request, staff, f"handoff {handoff_id}")
+    return _page(request, "handoff.html", staff, _handoff_values(db, staff, detail, find))
 
 
 @router.get("/handoffs/{handoff_id}/updates.json")
@@ -464,7 +484,7 @@ def handoff_updates(handoff_id: PathId, staff: StaffJsonDep, db: DbDep, after: i
     return JSONResponse(
         {
             "messages": [
-                views.message_line(m, names, detail.undelivered)
+                views.message_line(m, names, detail.undelivered, detail.taps)
                 for m in detail.transcript
                 if (m.id or 0) > after
             ],
@@ -570,18 +590,41 @@ def resolve(
     db: DbDep,
     resolution_code: Short = "",
     ask_csat: Short = "",
+    confirm: Short = "",
 ) -> Response:
-    def run() -> None:
+    """Resolve; while the customer's last message has no reply, first ask to confirm (the
+    page again, with the question and a form that confirms; nothing is written)."""
+    try:
         desk.resolve(
             db,
             staff.principal,
             handoff_id,
             resolution_code,
             ask_csat=bool(ask_csat),
+            confirm=bool(confirm),
             text_limits=services.models.config().text_limits,
         )
-
-    return _act(request, services, db, staff, handoff_id, run, "Resolved.")
+    except desk.Unanswered:
+        db.rollback()
+        detail = desk.get_handoff(db, staff.principal, handoff_id)
+        values = _handoff_values(db, staff, detail)
+        last = detail.last_customer_message
+        values["confirm_resolve"] = {
+            "code": resolution_code,
+            "ask_csat": bool(ask_csat),
+            "last_text": views.preview(detail.last_customer_text, 200),
+            "last_at": last.created_at.strftime("%d %b %H:%M UTC") if last else "",
+        }
+        return _page(request, "handoff.html", staff, values, status=409)
+    except NotFound:
+        db.rollback()
+        return _not_found(request, staff, f"handoff {handoff_id}")
+    except TriageError as exc:
+        db.rollback()
+        return _redirect(request, f"/console/handoffs/{handoff_id}", str(exc), "error")
+    db.commit()
+    services.worker.wake()
+    return _redirect(request, f"/console/handoffs/{handoff_id}", "Resolved.")
 
 
 @router.post("/handoffs/{handoff_id}/return-to-bot", dependencies=CSRF)
@@ -628,6 +671,36 @@ def add_note(
         desk.add_note(db, staff.principal, handoff_id, text)
 
     return _act(request, services, db, staff, handoff_id, run, "Note added.")
+
+
+@router.post("/handoffs/{handoff_id}/link-contact", dependencies=CSRF)
+def link_contact(
+    handoff_id: PathId,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    contact_id: Short = "",
+) -> Response:
+    """Tie this chat to a known contact (chosen from the search on the page)."""
+    url = f"/console/handoffs/{handoff_id}"
+    target = _int(contact_id)
+    try:
+        if target is None:
+            raise InvalidInput("choose a contact to link this chat to")
+        contact = desk.link_to_contact(db, staff.principal, handoff_id, target)
+    except desk.ContactNotFound:
+        db.rollback()
+        return _redirect(request, url, "That contact was not found.", "error")
+    except NotFound:
+        db.rollback()
+        return _not_found(request, staff, f"handoff {handoff_id}")
+    except TriageError as exc:
+        db.rollback()
+        return _redirect(request, url, str(exc), "error")
+    db.commit()
+    services.worker.wake()
+    return _redirect(request, url, f"Linked to {contact.name or contact.email or 'the contact'}.")
 
 
 # --------------------------------------------------------------------------- CSM view

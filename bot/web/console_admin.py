@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 from bot.model import policy_guard
 from bot.retrain import Retrainer
 from bot.template_limits import LimitedSandbox, check_template
-from bot.web.console import CSRF, DbDep, Staff, StaffDep, _page, _redirect
+from bot.web.console import CSRF, HEADERS, DbDep, Staff, StaffDep, _page, _redirect, templates
 from bot.web.deps import ServicesDep
 from bot.web.forms import PathId, refuse_unstorable_input
 from classifier import model_is_current, train_faq_model
@@ -101,6 +102,13 @@ def _model(services: Any, retrainer: Retrainer) -> dict[str, Any]:
     except (FaqError, OSError, ValueError) as exc:
         stale = str(exc)
     state = retrainer.state()
+    now = datetime.now(UTC)
+    elapsed = (now - state.started_at) if state.running and state.started_at else None
+    took = (
+        state.finished_at - state.started_at
+        if state.finished_at and state.started_at and not state.running
+        else None
+    )
     return {
         "status": status.get("status"),
         "error": status.get("error"),
@@ -119,7 +127,13 @@ def _model(services: Any, retrainer: Retrainer) -> dict[str, Any]:
         "training": state.running,
         "train_error": state.error,
         "train_finished": state.finished_at.strftime("%H:%M:%S UTC") if state.finished_at else "",
+        "elapsed": _seconds(elapsed),
+        "last_duration": _seconds(took),
     }
+
+
+def _seconds(span: timedelta | None) -> str:
+    return f"{span.total_seconds():.0f} s" if span is not None else ""
 
 
 def _admin_values(request: Request, services: Any, db: Any, **extra: Any) -> dict[str, Any]:
@@ -307,6 +321,15 @@ def edit_strategic_terms(
         return _redirect(request, f"{ADMIN_URL}#terms", f"Not saved: {exc}", "error")
     services.models.load()
     return _redirect(request, f"{ADMIN_URL}#terms", f"Strategic terms saved ({len(cleaned)}).")
+
+
+@router.get("/admin/model/card", response_class=HTMLResponse)
+def model_card(request: Request, services: ServicesDep, staff: StaffDep) -> Response:
+    """The model card alone: the admin page fetches it while a retrain runs."""
+    if not _is_admin(staff):
+        return _forbidden(request, staff)
+    values = {"model": _model(services, request.app.state.retrainer), "csrf": staff.session.csrf}
+    return templates.TemplateResponse(request, "console/_admin_model.html", values, headers=HEADERS)
 
 
 @router.post("/admin/model/retrain", dependencies=CSRF)

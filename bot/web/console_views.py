@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.web import charts
-from handoff import desk
+from handoff import activity, desk
 from handoff.health import HealthTrend
 from handoff.models import Account, Author, Direction, HandoffStatus, Message, User
 
@@ -122,10 +122,14 @@ def queue_row(view: desk.HandoffView, me: int, now: datetime) -> dict[str, Any]:
 
 
 def message_line(
-    message: Message, names: dict[int, str], failures: dict[int, str] | None = None
+    message: Message,
+    names: dict[int, str],
+    failures: dict[int, str] | None = None,
+    taps: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     """One line of the transcript, with who wrote it, how it should look and, for a reply
-    that never reached the customer, why (``failures``: message id -> reason)."""
+    that never reached the customer, why (``failures``: message id -> reason). A customer's
+    button tap or command reads as what they did (``taps``: message id -> tapped data)."""
     if message.direction == Direction.internal.value:
         kind, who = "note", names.get(message.author_user_id or 0, "Staff") + " · private note"
     elif message.direction == Direction.inbound.value:
@@ -137,15 +141,21 @@ def message_line(
     else:
         kind, who = "bot", "Bot"
     text = message.text or (f"[{message.kind}]" if message.kind != "text" else "")
+    did = None
+    if kind == "customer":
+        did = activity.describe(message.kind, message.text, (taps or {}).get(message.id or 0))
     return {
         "id": message.id,
-        "kind": kind,
+        "kind": "action" if did else kind,
+        "did": did or "",
         "who": who,
-        "text": text,
+        "text": did or text,
         "at": message.created_at.isoformat(),
         "at_label": message.created_at.strftime("%d %b %H:%M UTC"),
         "failed": (failures or {}).get(message.id or 0, ""),
-        "intent": (message.intent or "").replace("_", " ") if kind == "customer" else "",
+        "intent": (message.intent or "").replace("_", " ")
+        if kind == "customer" and not did
+        else "",
         "confidence": (
             f"{message.confidence:.2f}"
             if kind == "customer" and message.confidence is not None
@@ -230,13 +240,29 @@ def context_card(
 
 
 def recent_line(item: dict[str, Any]) -> dict[str, Any]:
+    """One of "recent contacts"; a tap or a command reads as what the customer did (older
+    snapshots, without ``did``, are read from the stored text)."""
     at = item.get("at") or ""
+    did = item.get("did") if "did" in item else activity.describe(None, item.get("text"))
     return {
         "at": at,
         "at_label": at[:10],
         "contact": item.get("contact") or "",
-        "intent": (item.get("intent") or "").replace("_", " "),
-        "text": preview(item.get("text"), 90),
+        "intent": "" if did else (item.get("intent") or "").replace("_", " "),
+        "text": preview(did or item.get("text"), 90),
+        "did": bool(did),
+    }
+
+
+def contact_match(match: desk.ContactMatch, current_contact_id: int | None) -> dict[str, Any]:
+    """A contact found by the "link to contact" search on the conversation page."""
+    c = match.contact
+    return {
+        "id": c.id,
+        "name": c.name or "",
+        "email": c.email or "",
+        "account": match.account_name or "no account",
+        "current": c.id == current_contact_id,
     }
 
 

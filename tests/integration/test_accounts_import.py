@@ -97,3 +97,18 @@ def test_unknown_or_missing_columns_are_refused_before_any_row(cli, capsys) -> N
     assert "missing column(s) external_id, name" in out
     assert "unknown column(s) id, title" in out
     assert accounts_in(engine) == {}
+
+
+def test_an_unknown_tier_is_rejected_naming_the_allowed_tiers(cli, capsys) -> None:
+    run, engine = cli
+    status = run(HEADER + "GAL-1,Galactic,Pro,galactic,100,,,,,\n")
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "line 2:" in out and "tier 'galactic' is not one of strategic, enterprise" in out
+    assert accounts_in(engine) == {}
+
+
+def test_a_tier_in_capitals_is_stored_lowercase(cli, capsys) -> None:
+    run, engine = cli
+    assert run(HEADER + "MID-1,Mid Co,Pro,Mid-Market,100,,,,,\n") == 0
+    assert accounts_in(engine)["MID-1"].tier == "mid-market"

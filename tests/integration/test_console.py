@@ -359,7 +359,7 @@ def test_resolve_with_a_code_closes_the_handoff_and_asks_for_csat(console: Conso
     handoff_id = console.escalate(VIP_CHAT)
     console.login("agent")
     console.act(handoff_id, "claim")
-    r = console.act(handoff_id, "resolve", resolution_code="answered", ask_csat="1")
+    r = console.act(handoff_id, "resolve", resolution_code="answered", ask_csat="1", confirm="1")
     assert r.status_code == 303
     h = console.handoff(handoff_id)
     assert h.status == "resolved" and h.resolution_code == "answered"

@@ -459,7 +459,7 @@ def test_retrain_runs_in_the_background_once_at_a_time_and_reloads(
         retrainer = c.client.app.state.retrainer  # type: ignore[attr-defined]
         if retrainer.state().running:  # training takes seconds: a second click is refused
             page = c.client.get("/console/admin").text
-            assert "training…" in page and 'http-equiv="refresh"' in page
+            assert "training…" in page and 'data-training="1"' in page  # admin.js polls
             again = admin.post("/console/admin/model/retrain")
             assert "already running" in c.client.get(again.headers["location"]).text
         assert retrainer.wait(timeout=120)
@@ -468,6 +468,8 @@ def test_retrain_runs_in_the_background_once_at_a_time_and_reloads(
         meta = services.models.classifier().metadata_
         assert meta["trained_at"] >= before and meta["data_hash"] == faq_data_hash(admin.faq)
         assert "Retrain</button>" in c.client.get("/console/admin").text
+        card = c.client.get("/console/admin/model/card").text
+        assert 'id="model-result">finished' in card and "CV accuracy" in card
 
 
 # ----------------------------------------------------------------------- pure helpers

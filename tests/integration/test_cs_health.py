@@ -34,6 +34,7 @@ from tests.integration.conftest import Service
 
 TODAY = date(2026, 11, 25)
 CFG = HealthConfig()
+DROP_40 = "active users -40% in the last 7 days vs the 21 before"
 
 
 @pytest.fixture
@@ -81,11 +82,11 @@ def add_usage(
     until: date = TODAY,
     logins_per_user: int = 2,
 ) -> None:
-    """``days`` of usage ending ``until``: ``prior`` active users, then ``recent`` (the 21
-    days ending ``until``'s trend window, i.e. from TODAY - 20 on)."""
+    """``days`` of usage ending ``until``: ``prior`` active users, then ``recent`` (TODAY's
+    recent trend window, i.e. from TODAY - 6 on)."""
     for back in range(days):
         day = until - timedelta(days=back)
-        users = recent if day >= TODAY - timedelta(days=20) else prior
+        users = recent if day >= TODAY - timedelta(days=6) else prior
         session.add(
             UsageDaily(
                 account_id=account.id or 0,
@@ -176,13 +177,13 @@ def test_usage_drop_of_40_percent_alerts_its_csm_once_in_words_before_any_ticket
         s.commit()
         drops = alerts_of(s, account, "usage_drop")
         assert len(drops) == 1
-        assert "active users -40% over 3 weeks" in drops[0].title
+        assert DROP_40 in drops[0].title
         sent = outbox_to(s, "7001")
-        assert len(sent) == 1 and "active users -40% over 3 weeks" in sent[0].payload["text"]
+        assert len(sent) == 1 and DROP_40 in sent[0].payload["text"]
         assert sent[0].kind == "csm_alert"
         assert s.exec(select(func.count()).select_from(Handoff)).one() == 0  # no ticket
         s.refresh(account)
-        assert "active users -40% over 3 weeks" in account.attributes["health_factors"]
+        assert DROP_40 in account.attributes["health_factors"]
         # the same day sent again, then the daily job: no second alert
         signals.record_usage(
             s, "DROP-1", TODAY, signals.UsageIn(active_users=30, seats=60, logins=60), options()
@@ -259,7 +260,7 @@ def test_digest_reaches_the_right_csm_only(engine: Engine) -> None:
     assert not jobs.run_job(engine, "digest", week, health=CFG, today=TODAY).ran
 
 
-def test_alerts_are_not_repeated_inside_the_cooldown(engine: Engine) -> None:
+def test_a_lasting_usage_drop_alerts_once_per_episode_not_once_a_week(engine: Engine) -> None:
     with Session(engine, expire_on_commit=False) as s:
         csm = make_csm(s, "carla@cs.test", "7005")
         account = make_account(s, "DROP-2", csm)
@@ -268,19 +269,47 @@ def test_alerts_are_not_repeated_inside_the_cooldown(engine: Engine) -> None:
         first = signals.refresh_account(s, account, options())
         s.commit()
         assert [a.kind for a in first.alerts] == ["usage_drop"]
-        # the next day, still dropping: inside the 7-day cooldown
-        second = signals.refresh_account(s, account, options(TODAY + timedelta(days=1)))
-        s.commit()
-        assert second.alerts == []
-        # eight days later (the first alert is older than the cooldown): alerted again
+        # eight days later, past the cooldown, usage still at half: the same episode
         old = alerts_of(s, account, "usage_drop")[0]
         old.created_at = old.created_at - timedelta(days=8)
         s.add(old)
+        for back in range(1, 9):
+            s.add(
+                UsageDaily(
+                    account_id=account.id or 0,
+                    day=TODAY + timedelta(days=back),
+                    active_users=25,
+                    seats=60,
+                    logins=50,
+                )
+            )
         s.commit()
-        third = signals.refresh_account(s, account, options(TODAY + timedelta(days=8)))
+        later = signals.refresh_account(s, account, options(TODAY + timedelta(days=8)))
         s.commit()
-        assert [a.kind for a in third.alerts] == ["usage_drop"]
-        assert len(outbox_to(s, "7005")) == 2
+        assert later.alerts == []
+        assert len(outbox_to(s, "7005")) == 1
+
+
+def test_a_new_drop_after_usage_recovered_alerts_again(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        csm = make_csm(s, "carla@cs.test", "7006")
+        account = make_account(s, "DROP-3", csm)
+        add_usage(s, account, prior=50, recent=25, days=50)
+        s.commit()
+        assert signals.refresh_account(s, account, options()).alerts
+        old = alerts_of(s, account, "usage_drop")[0]
+        old.created_at = old.created_at - timedelta(days=30)
+        s.add(old)
+        s.commit()
+        # usage recovers (the episode closes), then falls again
+        replay = [(d, 50) for d in range(1, 29)] + [(d, 20) for d in range(29, 36)]
+        for back, users in replay:
+            day = TODAY + timedelta(days=back)
+            signals.record_usage(
+                s, "DROP-3", day, signals.UsageIn(active_users=users, seats=60), options(day)
+            )
+            s.commit()
+        assert len(alerts_of(s, account, "usage_drop")) == 2
 
 
 def test_same_job_run_by_two_threads_at_once_runs_once(engine: Engine) -> None:
@@ -469,3 +498,114 @@ def test_a_run_whose_process_died_is_taken_over_once_it_is_stale(engine: Engine)
         runs = {r.period: r for r in s.exec(select(JobRun)).all()}
         assert runs["2026-01-01"].finished_at is not None
         assert runs["2026-01-02"].finished_at is None  # still someone else's, not yet stale
+
+
+# ------------------------------------------------------- usage on incomplete data (issue 14)
+def send_day_by_day(s: Session, external_id: str, first: date, users: list[int]) -> None:
+    """Usage sent one day at a time, each on its own day, as a nightly sync would."""
+    for n, count in enumerate(users):
+        day = first + timedelta(days=n)
+        data = signals.UsageIn(active_users=count, seats=120, logins=count * 2)
+        signals.record_usage(s, external_id, day, data, options(day))
+        s.commit()
+
+
+def test_usage_halving_on_day_22_alerts_once_about_minus_50_within_a_week(engine: Engine) -> None:
+    first = TODAY - timedelta(days=60)
+    with Session(engine, expire_on_commit=False) as s:
+        csm = make_csm(s, "carla@cs.test", "7101")
+        account = make_account(s, "STEP-1", csm, tier="smb")
+        s.commit()
+        send_day_by_day(s, "STEP-1", first, [100] * 21 + [50] * 21)
+        drops = alerts_of(s, account, "usage_drop")
+        assert len(drops) == 1, [(a.title, a.created_at) for a in drops]
+        assert "active users -50%" in drops[0].title
+        assert drops[0].details["period"] <= (first + timedelta(days=28)).isoformat()
+        assert "Based on: usage data on 7 of the last 7 days" in drops[0].body
+        # nothing else fired on the days before enough data existed
+        assert [a.kind for a in alerts_of(s, account)] == ["usage_drop"]
+
+
+def test_days_without_usage_data_are_unknown_not_zero(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        account = make_account(s, "GAP-1", None)
+        # a month of 90 active users of 120 seats, then the sync stops for 9 days
+        add_usage(s, account, prior=90, recent=90, days=30, until=TODAY - timedelta(days=9))
+        s.commit()
+        refresh = signals.refresh_account(s, account, options())
+        s.commit()
+        factors = account.attributes["health_factors"]
+        assert not any("seat utilisation 0%" in f for f in factors), factors
+        assert refresh.change.result.factor("seat_utilisation") is None
+        assert refresh.change.result.factor("usage_trend") is None
+        basis = account.attributes["health_basis"]
+        assert f"latest usage data {(TODAY - timedelta(days=9)).isoformat()}" in basis
+
+
+def test_a_window_mostly_without_data_raises_no_usage_alert(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        csm = make_csm(s, "carla@cs.test", "7102")
+        account = make_account(s, "SPARSE-1", csm)
+        add_usage(s, account, prior=100, recent=100, days=42, until=TODAY - timedelta(days=7))
+        # of the last 7 days only two arrived, both low
+        for back in (0, 3):
+            s.add(
+                UsageDaily(
+                    account_id=account.id or 0,
+                    day=TODAY - timedelta(days=back),
+                    active_users=20,
+                    seats=120,
+                    logins=40,
+                )
+            )
+        s.commit()
+        refresh = signals.refresh_account(s, account, options())
+        s.commit()
+        assert refresh.alerts == []
+        assert any(
+            "usage data on 2 of the last 7 days" in b for b in account.attributes["health_basis"]
+        )
+
+
+def test_a_sync_late_by_a_day_keeps_the_usage_factors(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        account = make_account(s, "LATE-1", None)
+        add_usage(s, account, prior=90, recent=90, seats=120, until=TODAY - timedelta(days=1))
+        s.commit()
+        result = signals.refresh_account(s, account, options()).change.result
+        s.commit()
+        seat = result.factor("seat_utilisation")
+        assert seat is not None and seat.text == "seat utilisation 75% (90 of 120)"
+        assert result.factor("usage_trend") is not None
+
+
+def test_the_accounts_api_refuses_an_unknown_tier_with_422(service: Service) -> None:
+    from handoff import users
+
+    with Session(service.services.engine, expire_on_commit=False) as s:
+        admin = User(email="admin@x.test", name="Admin", role="admin")
+        s.add(admin)
+        s.flush()
+        token = users.issue_api_token(s, admin)
+        s.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"name": "Galactic", "tier": "galactic"}
+    r = service.client.put("/api/v1/accounts/GAL-1", json=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "galactic" in r.text and "enterprise" in r.text
+    ok = service.client.put("/api/v1/accounts/GAL-1", json={**body, "tier": "SMB"}, headers=headers)
+    assert ok.status_code == 200 and ok.json()["tier"] == "smb"
+
+
+def test_a_vip_whose_usage_sync_stopped_is_not_called_quiet(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        csm = make_csm(s, "carla@cs.test", "7103")
+        account = make_account(s, "VIPSYNC-1", csm, tier="enterprise", arr=200000)
+        account.renewal_date = TODAY + timedelta(days=30)
+        add_usage(s, account, prior=40, recent=40, days=30, until=TODAY - timedelta(days=20))
+        s.commit()
+        refresh = signals.refresh_account(s, account, options())
+        s.commit()
+        assert "vip_quiet" not in [a.kind for a in refresh.alerts]
+        stopped = (TODAY - timedelta(days=20)).isoformat()
+        assert f"latest usage data {stopped}" in account.attributes["health_basis"]

@@ -193,7 +193,7 @@ def test_account_upsert_is_idempotent(app_desk: Desk) -> None:
     body = {
         "name": "Initech",
         "plan": "Business",
-        "tier": "mid",
+        "tier": "mid-market",
         "arr": 42000,
         "renewal_date": "2027-03-01",
         "csm_email": "csm@t.test",

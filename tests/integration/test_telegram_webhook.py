@@ -122,14 +122,23 @@ def test_sticker_gets_a_polite_text_only_reply(service: Service) -> None:
     assert "only read text" in service.fake.texts(1008)[0]
 
 
-def test_didnt_help_button_escalates_with_repeated_contact(service: Service) -> None:
+def test_an_emoji_only_message_is_asked_for_words_like_a_sticker(service: Service) -> None:
+    service.post_update(tg_text_update(1010, "\U0001f62d\U0001f62d\U0001f64f"))
+    service.fake.wait_for(lambda f: len(f.texts(1010)) == 1)
+    assert "describe your question" in service.fake.texts(1010)[0]
+    with Session(service.services.engine) as session:
+        assert session.exec(select(Handoff)).first() is None
+
+
+def test_didnt_help_button_escalates_as_a_request_for_a_person_at_p2(service: Service) -> None:
     service.post_update(tg_text_update(1009, "how do I reset my password"))
     service.fake.wait_for(lambda f: len(f.texts(1009)) == 1)
     service.post_update(tg_callback_update(1009, "helpful:no:password_reset"))
     service.fake.wait_for(lambda f: len(f.sent("answerCallbackQuery")) == 1)
     with Session(service.services.engine) as session:
         handoff = session.exec(select(Handoff)).one()
-    assert "repeated_contact" in handoff.reasons
+    assert (handoff.reasons, handoff.priority) == (["requested_human"], 2)
+    assert handoff.intent == "password_reset"
 
 
 def test_healthz_reports_database_and_model(service: Service) -> None:

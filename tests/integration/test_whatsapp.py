@@ -291,6 +291,13 @@ def test_didnt_help_button_reply_escalates(wa: WhatsAppService) -> None:
     assert "person will reply" in wa.fake.texts("15550041")[1]
 
 
+def test_an_emoji_only_message_is_asked_for_words_like_a_sticker(wa: WhatsAppService) -> None:
+    wa.say("15550052", "\U0001f44d\U0001f44d")
+    wa.fake.wait_for(lambda f: len(f.delivered("15550052")) == 1)
+    assert "describe your question" in wa.fake.texts("15550052")[0]
+    assert wa.count(Handoff) == 0
+
+
 def test_sticker_gets_a_polite_text_only_reply(wa: WhatsAppService) -> None:
     sticker = wa_message("15550051", "sticker", {"mime_type": "image/webp", "id": "1234567890"})
     wa.post(wa_notification([wa_change([sticker])]))

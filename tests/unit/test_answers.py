@@ -31,3 +31,14 @@ def test_template_renders_missing_variables_as_empty() -> None:
 def test_template_sandbox_refuses_attribute_tricks() -> None:
     with pytest.raises(ValueError):
         render_answer("{{ ''.__class__.__mro__[1].__subclasses__() }}", {})
+
+
+def test_an_empty_customer_variable_printed_bare_falls_back_to_a_neutral_text() -> None:
+    from bot.answers import render_answer
+
+    text = render_answer("Ask {{ csm_name }} about it.", {"csm_name": None})
+    assert text == "Ask your account manager about it."
+    guarded = "{% if contact_name %}Hi {{ contact_name }}! {% endif %}Done."
+    assert render_answer(guarded, {}) == "Done."
+    assert render_answer("{{ csm_name or 'our team' }}", {}) == "our team"
+    assert render_answer("Ask {{ csm_name }}.", {"csm_name": "Sam"}) == "Ask Sam."

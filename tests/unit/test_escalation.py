@@ -15,6 +15,7 @@ from handoff.escalation import (
     Reason,
     clarify_candidates,
     decide,
+    describe_wait,
     load_policy,
     strategic_term,
 )
@@ -81,7 +82,7 @@ CASES = [
     ("strategic, normal: P2", STRATEGIC, NORMAL, Action.escalate, 2, {R.strategic_intent}, False),
     ("unsure: P3 low confidence", UNSURE, NORMAL, Action.escalate, 3, {R.low_confidence}, False),
     ("weak faq: low confidence", WEAK, None, Action.escalate, 3, {R.low_confidence}, False),
-    ("asks for a person: P3", HUMAN, None, Action.escalate, 3, {R.requested_human}, False),
+    ("asks for a person: P2", HUMAN, None, Action.escalate, 2, {R.requested_human}, False),
     ("negative: P2", ANGRY, NORMAL, Action.escalate, 2, {R.negative_sentiment}, False),
     ("same problem again: P2", AGAIN, NORMAL, Action.escalate, 2, {R.repeated_contact}, False),
     ("didn't help: repeated", DIDNT_HELP, None, Action.escalate, 2, {R.repeated_contact}, False),
@@ -437,3 +438,29 @@ def test_candidates_are_at_most_three_and_never_repeated() -> None:
 
 def test_no_ranking_gives_no_candidates() -> None:
     assert clarify_candidates(POLICY, [], CATEGORIES) == ()
+
+
+def test_a_request_for_a_person_by_command_or_button_is_only_requested_human_at_p2() -> None:
+    tapped = MessageFacts(intent=None, category=None, confidence=0.0, requested_human=True)
+    decision = decide(POLICY, tapped, NORMAL, TODAY)
+    assert (decision.reasons, decision.priority) == ((R.requested_human,), 2)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "words"),
+    [(15, "15 minutes"), (60, "60 minutes"), (240, "4 hours"), (90, "90 minutes")],
+)
+def test_a_first_response_target_is_put_in_words(minutes: int, words: str) -> None:
+    assert describe_wait(minutes) == words
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "please delete all my personal data",
+        "erase my data",
+        "remove everything you store about me",
+    ],
+)
+def test_an_erasure_request_names_a_strategic_term(text: str) -> None:
+    assert strategic_term(POLICY, text) is not None

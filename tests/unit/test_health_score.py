@@ -39,7 +39,12 @@ def with_(**changes: object) -> HealthInputs:
     ("name", "inputs", "status", "reason"),
     [
         ("healthy", HEALTHY, "green", None),
-        ("usage halves", with_(active_recent=24), "yellow", "active users -50% over 3 weeks"),
+        (
+            "usage halves",
+            with_(active_recent=24),
+            "yellow",
+            "active users -50% in the last 7 days vs the 21 before",
+        ),
         ("three escalations", with_(escalations=3), "red", "3 escalations in 14 days"),
         ("one escalation", with_(escalations=1), "green", "1 escalation in 14 days"),
         (
@@ -81,7 +86,7 @@ def test_healthy_account_scores_above_every_unhealthy_variant() -> None:
 
 def test_reasons_put_the_costliest_factor_first() -> None:
     result = score_health(with_(active_recent=25, didnt_help=1), CFG)
-    assert result.reasons()[0] == "active users -48% over 3 weeks"
+    assert result.reasons()[0] == "active users -48% in the last 7 days vs the 21 before"
 
 
 def test_a_capped_factor_limits_the_score() -> None:

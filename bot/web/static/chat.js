@@ -33,6 +33,7 @@
     typingTimer: null,
     source: null,
     streamFailures: 0,
+    live: false, // true once the history is shown: later messages are news
   };
 
   // -- helpers ----------------------------------------------------------------------------
@@ -97,6 +98,25 @@
 
   function scrollDown(force) {
     if (force || nearBottom()) log.scrollTop = log.scrollHeight;
+  }
+
+  // Show a newly added message: the whole of it, or its top when it is taller than the log.
+  // Whether to follow is decided *before* it was added (a tall message would otherwise look
+  // like the reader had scrolled away).
+  function reveal(item, follow) {
+    if (!follow) return;
+    if (item.offsetHeight > log.clientHeight) {
+      log.scrollTop = item.offsetTop - log.offsetTop;
+    } else {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  // The header says who has the chat: the bot, the queue, or a person (the page renders the
+  // state at load; live messages move it on).
+  function setChatState(name) {
+    var text = statusLine.dataset[name];
+    if (text) statusLine.textContent = text;
   }
 
   function showError(text) {
@@ -213,8 +233,11 @@
       setTyping(false);
       if (message.buttons && message.buttons.length) addChips(item, message.buttons);
     }
+    if (state.live && message.author === "agent") setChatState("withPerson");
+    if (state.live && message.author === "system") setChatState("bot"); // resolved: CSAT
+    var follow = message.author === "customer" || nearBottom();
     placeInOrder(item, message.id);
-    scrollDown(message.author === "customer");
+    reveal(item, follow);
   }
 
   // -- talking to the server --------------------------------------------------------------
@@ -306,10 +329,9 @@
     }
     var expectsReply = result.action === "answered" || result.action === "escalated";
     if (!expectsReply) setTyping(false);
-    if (result.action === "forwarded") {
-      statusLine.textContent = "A person from our team will answer here";
-    } else if (result.action === "escalated") {
-      statusLine.textContent = "Passed to our team: a person will answer here";
+    if (result.action === "escalated" ||
+        (result.action === "forwarded" && statusLine.textContent === statusLine.dataset.bot)) {
+      setChatState("waiting");
     }
     syncHistory(state.lastId); // the reply is committed with the message: show it now
   }
@@ -388,6 +410,7 @@
 
   syncHistory(0).then(function () {
     scrollDown(true);
+    state.live = true;
     connectStream();
   });
   input.focus({ preventScroll: true });
