@@ -111,7 +111,9 @@ def ensure_model(folder: Path) -> Path:
     if default.exists() and model_is_current(ROOT / "data" / "faq", default, "tfidf") is None:
         return default
     path = folder / "faq-tfidf.joblib"
-    env = {**os.environ, "MODEL_PATH": str(path)}
+    # The served default is the embeddings backend: ask for tf-idf, or a restart under the
+    # zero-loss test would spend 10-25 s loading torch on a busy machine.
+    env = {**os.environ, "MODEL_PATH": str(path), "MODEL_BACKEND": "tfidf"}
     subprocess.run(
         [TRIAGEBOT, "ensure-model"], env=env, cwd=folder, check=True, stdout=subprocess.DEVNULL
     )
@@ -126,6 +128,7 @@ def triagebot_env(database_url: str, fake_port: int, model: Path, policy: Path) 
         TELEGRAM_WEBHOOK_SECRET=SECRET,
         TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{fake_port}/bot",
         MODEL_PATH=str(model),
+        MODEL_BACKEND="tfidf",
         POLICY_PATH=str(policy),
         LOG_LEVEL="WARNING",
         ENVIRONMENT="test",

@@ -422,9 +422,9 @@ def render(
         "",
         f"{sizes['updates']:,} numbered updates from {sizes['chats']} chats (sent like Telegram:",
         f"per chat one at a time, in order; {CONNECTIONS} connections; retried with backoff) to",
-        "one `triagebot serve` on a fresh PostgreSQL database; the fake Bot API refused 5% of",
-        "sends with 429 (`retry_after` 1 s) and 5% with 502. The service was killed with",
-        f"SIGKILL every {sizes['kill_every']:.0f} s of uptime and restarted "
+        "one `triagebot serve` (tf-idf model) on a fresh PostgreSQL database; the fake Bot API",
+        "refused 5% of sends with 429 (`retry_after` 1 s) and 5% with 502. The service was",
+        f"killed with SIGKILL every {sizes['kill_every']:.0f} s of uptime and restarted "
         f"({len(tel.kills)} kills, back in {down:.1f} s on average); PostgreSQL: {pg}.",
         f"Webhook retries by the sender: {retries}; redeliveries answered as duplicates: "
         f"{tel.duplicate_acks}. Duplicate sends by cause: {causes}"
