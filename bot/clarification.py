@@ -148,5 +148,6 @@ def _hand_over_unanswered(
         decision,
         intent=top_intent_of(prompt),
         customer_text=source.text if source is not None else "",
+        trigger_message_id=source.id if source is not None else None,
     )
     return handoff.id

@@ -25,6 +25,7 @@ from bot.channels.base import (
     PermanentError,
     RetryLater,
     SendResult,
+    TemplateMessage,
     Unreachable,
 )
 from handoff import contacts, outbox
@@ -170,4 +171,11 @@ async def _send(sender: OutboundSender, entry: OutboxEntry) -> SendResult:
             await acknowledge(payload["callback_id"])
         return SendResult()
     buttons = tuple(Button(b["text"], b["data"]) for b in payload.get("buttons", []))
-    return await sender.send(entry.target, OutboundMessage(text=payload["text"], buttons=buttons))
+    found = payload.get("template")
+    template = (
+        TemplateMessage(found["name"], found["language"], tuple(found.get("parameters", [])))
+        if found
+        else None
+    )
+    message = OutboundMessage(text=payload["text"], buttons=buttons, template=template)
+    return await sender.send(entry.target, message)

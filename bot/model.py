@@ -18,6 +18,8 @@ from bot.triage import IntentInfo, TriageConfig
 from classifier import IntentClassifier, ModelIncompatibleError, load_faq
 from classifier.faq import faq_file
 from handoff.escalation import PolicyConfig, load_policy, strategic_term
+from handoff.hours import load_hours
+from handoff.message_templates import load_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +36,15 @@ class ModelHolder:
         text_limits: dict[str, int],
         reopen_window: timedelta,
         alert_options: dict[str, Any] | None = None,
+        *,
+        hours_path: Path | None = None,
+        templates_path: Path | None = None,
     ) -> None:
         self.model_path = model_path
         self.faq_path = faq_path
         self.policy_path = policy_path
+        self.hours_path = hours_path  # business hours (absent: 24/7)
+        self.templates_path = templates_path  # approved WhatsApp templates (absent: none)
         self._links = links
         self._text_limits = text_limits
         self._reopen_window = reopen_window
@@ -52,7 +59,11 @@ class ModelHolder:
     def _stamp(self) -> tuple[Any, ...]:
         """What identifies the files' current contents: size and modification time of each."""
         stamp: list[Any] = []
-        for path in (self.model_path, faq_file(self.faq_path), self.policy_path):
+        files = (self.model_path, faq_file(self.faq_path), self.policy_path)
+        for path in (*files, self.hours_path, self.templates_path):
+            if path is None:
+                stamp.append(None)
+                continue
             try:
                 info = path.stat()
                 stamp.append((info.st_mtime_ns, info.st_size))
@@ -83,6 +94,8 @@ class ModelHolder:
         stamp = self._stamp()  # before reading: a change made during the load is seen next time
         faq = load_faq(self.faq_path)
         policy: PolicyConfig = load_policy(self.policy_path)
+        hours = load_hours(self.hours_path)
+        templates = load_catalog(self.templates_path)
         intents = {
             name: IntentInfo(category=spec.category, answer=spec.answer, title=spec.display_title)
             for name, spec in faq.intents.items()
@@ -93,6 +106,8 @@ class ModelHolder:
             links=self._links,
             text_limits=self._text_limits,
             reopen_window=self._reopen_window,
+            hours=hours,
+            whatsapp_templates=templates,
             **self._alert_options,
         )
         classifier: IntentClassifier | None = None

@@ -1,4 +1,5 @@
-"""The in-app schedulers: the daily job and weekly digest, and the clarification sweep.
+"""The in-app schedulers: the daily job and weekly digest, the clarification sweep and the
+assignment sweep.
 
 Every instance runs these loops; ``handoff.jobs.run_job`` makes each (job, period) run exactly
 once across all of them, and the sweep closes each unanswered clarification with a guarded
@@ -14,7 +15,8 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from handoff import jobs
+from handoff import assignment, jobs
+from handoff.escalation import AssignmentPolicy
 from handoff.health import load_health_config
 from handoff.models import utcnow
 
@@ -110,6 +112,42 @@ class ClarificationSweeper:
                 await asyncio.to_thread(self.tick)
             except Exception:  # a database hiccup: logged, and the next round tries again
                 logger.exception("the clarification sweep failed; retrying")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class AssignmentSweeper:
+    """Every ``interval`` seconds: return the handoffs of people away for too long to the
+    queue and hand waiting ones to whoever is online (``handoff.assignment.sweep``; each
+    change is a guarded transition, so every instance may run it)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        policy: Callable[[], AssignmentPolicy],
+        *,
+        interval: float = 30.0,
+    ) -> None:
+        self._engine = engine
+        self._policy = policy
+        self._interval = interval
+        self._stop = asyncio.Event()
+
+    def tick(self) -> tuple[int, int]:
+        return assignment.sweep(self._engine, self._policy())
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:  # a database hiccup: logged, and the next round tries again
+                logger.exception("the assignment sweep failed; retrying")
 
     def stop(self) -> None:
         self._stop.set()

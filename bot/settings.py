@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     faq_path: Path = ROOT / "data" / "faq"
     policy_path: Path = ROOT / "data" / "policy.yaml"
     health_path: Path = ROOT / "data" / "health.yaml"  # health score factors, CSM alert rules
+    # Business hours and holidays (no file or no hours: open 24/7), and the approved WhatsApp
+    # message templates agents may send outside the 24-hour window.
+    hours_path: Path = ROOT / "data" / "hours.yaml"
+    whatsapp_templates_path: Path = ROOT / "data" / "whatsapp_templates.yaml"
     # In-app scheduler for the daily health job and the weekly CSM digest (exactly once).
     scheduler_enabled: bool = True
     # How often each instance checks whether the model, FAQ or policy file changed (an edit
@@ -76,8 +80,22 @@ class Settings(BaseSettings):
     reopen_window_hours: int = Field(default=48, ge=0)
     # A "did you mean ...?" left unanswered this long is handed to a person (ambiguous).
     clarify_timeout_seconds: float = Field(default=600.0, gt=0)
+    # How often each instance returns handoffs of people who went away to the queue and
+    # assigns waiting ones to whoever is online (policy.yaml ``assignment``).
+    assignment_sweep_seconds: float = Field(default=30.0, gt=0)
     # Conversation content older than this is redacted by `triagebot privacy retention`.
     retention_days: int | None = Field(default=None, ge=1)
+
+    # Learning from escalations (README "Teaching the bot from escalations"): how unanswered
+    # questions are clustered ("auto": sentence embeddings when the embeddings extra is
+    # installed, tf-idf otherwise), the clustering's cosine-distance cut (unset: 0.5 with
+    # embeddings, classifier/mining.py's default with tf-idf), how far back questions count, and
+    # the gate a retrained model must pass (unset precision: the model's own target).
+    suggestion_clustering: Literal["auto", "tfidf", "embeddings"] = "auto"
+    suggestion_distance: float | None = Field(default=None, gt=0, le=2)
+    suggestion_window_days: int = Field(default=90, ge=1)
+    gate_min_precision: float | None = Field(default=None, gt=0, le=1)
+    gate_max_coverage_drop: float = Field(default=0.05, ge=0, le=1)
 
     # Hardening (README "Security"): the usage CSV import's own body limit (every other route
     # has max_body_bytes); web chat messages accepted per visitor and per client address in a

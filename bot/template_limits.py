@@ -187,3 +187,18 @@ def check_template(source: str, variables: dict[str, Any], env: LimitedSandbox) 
     if time.monotonic() - started > MAX_CHECK_SECONDS:
         raise ValueError("the answer template takes too long to render")
     return rendered
+
+
+ANSWER_SANDBOX = LimitedSandbox(autoescape=False)
+# Values of the customer variables an answer is checked with (the links come from settings).
+SAMPLE_VARIABLES = {
+    "contact_name": "Alex",
+    "account_name": "Acme",
+    "plan": "Business",
+    "csm_name": "Sam",
+}
+
+
+def check_limits(answer: str, variables: dict[str, Any]) -> None:
+    """ValueError when an answer template uses unknown variables or does too much work."""
+    check_template(answer.replace("\r\n", "\n").strip(), variables, ANSWER_SANDBOX)

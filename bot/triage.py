@@ -41,6 +41,8 @@ from bot.channels.base import Button, InboundMessage
 from bot.handover import Customer, hand_over
 from handoff import contacts, context, escalation, outbox, prompts, replies, sentiment
 from handoff.db import write_lock
+from handoff.hours import BusinessHours
+from handoff.message_templates import TemplateCatalog
 from handoff.models import (
     Author,
     ChannelIdentity,
@@ -104,6 +106,8 @@ class TriageConfig:
     reopen_window: timedelta = timedelta(hours=48)
     console_url: str = "http://127.0.0.1:8000/console"
     slack_webhook_url: str | None = None
+    hours: BusinessHours = field(default_factory=BusinessHours)  # data/hours.yaml
+    whatsapp_templates: TemplateCatalog = field(default_factory=TemplateCatalog)
 
 
 class Triage:
@@ -428,6 +432,7 @@ class _Flow:
                 or top
                 or (clarification.top_intent_of(clarified) if clarified else None),
                 customer_text=source.text if source is not None else self.message.text,
+                trigger_message_id=source.id if source is not None else self.message.id,
             )
             return
         text = render_answer(info.answer, self._variables())
@@ -499,6 +504,7 @@ class _Flow:
         intent: str | None,
         *,
         customer_text: str,
+        trigger_message_id: int | None,
     ) -> None:
         handoff = hand_over(
             self.s,
@@ -507,6 +513,7 @@ class _Flow:
             decision,
             intent=intent,
             customer_text=customer_text,
+            trigger_message_id=trigger_message_id,
         )
         result.action = "escalated"
         result.handoff_id = handoff.id

@@ -20,10 +20,14 @@ the save is refused, naming the variable and the fallback to use.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +36,33 @@ from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from classifier.faq import ANSWERED_CATEGORIES, FaqError, faq_file, load_faq
+from classifier.faq import (
+    ANSWERED_CATEGORIES,
+    CATEGORIES,
+    MAX_TITLE,
+    FaqError,
+    faq_file,
+    load_faq,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 4000
-_write_lock = threading.Lock()  # one edit at a time within this process
+_write_lock = threading.RLock()  # one edit at a time within this process
+
+
+@contextlib.contextmanager
+def faq_lock(faq_path: Path) -> Iterator[Path]:
+    """Hold the FAQ file for an edit: one edit at a time in this process and across the
+    processes sharing the file (an ``fcntl.flock`` on ``.intents.yaml.lock`` beside it).
+    Yields the YAML file's path."""
+    file = faq_file(Path(faq_path))
+    with _write_lock, open(file.with_name(f".{file.name}.lock"), "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield file
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class _StrictSandbox(SandboxedEnvironment):
@@ -170,7 +195,7 @@ def set_answer(faq_path: Path, intent: str, answer: str, variables: dict[str, An
     """Replace the answer of ``intent`` in the FAQ file (validated, atomic)."""
     file = faq_file(Path(faq_path))
     checked = check_answer(answer, variables)
-    with _write_lock:
+    with faq_lock(file):
         text = file.read_text(encoding="utf-8")
         data = yaml.safe_load(text)
         spec = (data or {}).get("intents", {}).get(intent)
@@ -186,11 +211,182 @@ def set_answer(faq_path: Path, intent: str, answer: str, variables: dict[str, An
             same = False
         if not same:
             raise FaqError(f"the answer of {intent!r} could not be written in place")
-        probe = file.with_name(f".{file.name}.check")
-        try:
-            probe.write_text(new_text, encoding="utf-8")
-            load_faq(probe)  # the whole file must still load as the bot will load it
-        finally:
-            probe.unlink(missing_ok=True)
+        _check_loads(file, new_text)
         write_atomically(file, new_text)
     logger.info("FAQ answer of %s changed", intent)
+
+
+def _check_loads(file: Path, new_text: str) -> None:
+    """FaqError unless ``new_text`` loads as the bot will load the FAQ file."""
+    probe = file.with_name(f".{file.name}.check")
+    try:
+        probe.write_text(new_text, encoding="utf-8")
+        load_faq(probe)
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class FaqChange:
+    """What :func:`add_examples` did: the file's text before (to restore it byte for byte),
+    the examples written (repeats of examples already in the file are left out) and whether
+    the intent is new."""
+
+    previous_text: str
+    added: tuple[str, ...]
+    created: bool
+
+
+def _normal(example: str) -> str:
+    return " ".join(example.split())
+
+
+def _example_lines(examples: Sequence[str]) -> list[str]:
+    """``      - text`` lines, quoted by the YAML dumper where the text needs it."""
+    lines = []
+    for example in examples:
+        dumped = yaml.safe_dump([example], allow_unicode=True, width=10**6).rstrip("\n")
+        if "\n" in dumped:
+            raise FaqError(f"example {example!r} cannot be written on one line")
+        lines.append(f"      {dumped}\n")
+    return lines
+
+
+def add_examples(
+    faq_path: Path,
+    intent: str,
+    examples: Sequence[str],
+    *,
+    answer: str | None = None,
+    category: str | None = None,
+    title: str | None = None,
+) -> FaqChange:
+    """Add ``examples`` to ``intent`` in the FAQ file, creating the intent when it is new.
+
+    A new intent needs ``category`` (one the bot answers needs an ``answer``, checked with
+    :func:`check_answer` by the caller) and is appended after the last intent; for an existing
+    intent the example lines are appended to its ``examples`` list, and a given ``answer``
+    replaces its answer (``category`` and ``title`` are left as they are). Only those lines
+    change: comments and every other intent stay byte for byte. Examples already in the file
+    (any intent, case and spacing aside) are skipped; FaqError when none is left, or when the
+    result would not load. Atomic, under :func:`faq_lock`.
+    """
+    with faq_lock(Path(faq_path)) as file:
+        text = file.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        intents = data.get("intents") or {}
+        known = {
+            _normal(str(e)).lower()
+            for spec in intents.values()
+            if isinstance(spec, dict)
+            for e in spec.get("examples") or []
+        }
+        fresh: list[str] = []
+        for example in examples:
+            cleaned = _normal(example)
+            if cleaned and cleaned.lower() not in known:
+                known.add(cleaned.lower())
+                fresh.append(cleaned)
+        if not fresh:
+            raise FaqError("no new examples: each one is already in the FAQ")
+        spec = intents.get(intent)
+        created = spec is None
+        if created:
+            new_text, expected = _new_intent(text, data, intent, fresh, answer, category, title)
+        else:
+            if not isinstance(spec, dict):
+                raise FaqError(f"intent {intent!r} is not a mapping in {file.name}")
+            new_text = _append_examples(text, intent, fresh)
+            new_spec = {**spec, "examples": [*(spec.get("examples") or []), *fresh]}
+            if answer is not None:
+                if spec.get("category") not in ANSWERED_CATEGORIES:
+                    raise FaqError(f"intent {intent!r} is never answered automatically")
+                new_text = replace_answer(new_text, intent, answer)
+                new_spec["answer"] = answer
+            expected = {**data, "intents": {**intents, intent: new_spec}}
+        try:
+            same = yaml.safe_load(new_text) == expected
+        except yaml.YAMLError:
+            same = False
+        if not same:
+            raise FaqError(f"the examples of {intent!r} could not be written in place")
+        _check_loads(file, new_text)
+        write_atomically(file, new_text)
+    logger.info("FAQ: %d example(s) added to %s%s", len(fresh), intent, " (new)" if created else "")
+    return FaqChange(text, tuple(fresh), created)
+
+
+def _append_examples(text: str, intent: str, examples: list[str]) -> str:
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == f"  {intent}:"), None)
+    if start is None:
+        raise FaqError(f"no intent {intent!r} in the FAQ file")
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > 2):
+        end += 1
+    key = next((i for i in range(start + 1, end) if lines[i].rstrip() == "    examples:"), None)
+    if key is None:
+        raise FaqError(f"intent {intent!r} has no block list of examples to extend")
+    last = key
+    for i in range(key + 1, end):
+        if lines[i].startswith("      - "):
+            last = i
+        elif lines[i].strip() and _indent(lines[i]) <= 4:
+            break
+    if not lines[last].endswith("\n"):
+        lines[last] += "\n"
+    return "".join(lines[: last + 1] + _example_lines(examples) + lines[last + 1 :])
+
+
+def _new_intent(
+    text: str,
+    data: dict[str, Any],
+    intent: str,
+    examples: list[str],
+    answer: str | None,
+    category: str | None,
+    title: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """The file's text with a new intent block after the last intent, and the data expected."""
+    if category not in CATEGORIES:
+        raise FaqError(f"a new intent needs a category, one of {sorted(CATEGORIES)}")
+    if category in ANSWERED_CATEGORIES and not (answer and answer.strip()):
+        raise FaqError(f"a new {category} intent needs an answer")
+    if category not in ANSWERED_CATEGORIES and answer:
+        raise FaqError(f"category {category!r} is never answered automatically: no answer")
+    spec: dict[str, Any] = {"category": category}
+    block = [f"  {intent}:\n", f"    category: {category}\n"]
+    if title:
+        if len(title.strip()) > MAX_TITLE:
+            raise FaqError(f"the title must be at most {MAX_TITLE} characters")
+        spec["title"] = title.strip()
+        block.append(f"    title: {yaml.safe_dump(title.strip(), width=10**6).splitlines()[0]}\n")
+    if answer:
+        spec["answer"] = answer
+        block += ["    answer: |\n"] + [
+            f"      {line}\n" if line.strip() else "\n" for line in answer.rstrip("\n").split("\n")
+        ]
+    spec["examples"] = examples
+    block += ["    examples:\n", *_example_lines(examples)]
+    lines = text.splitlines(keepends=True)
+    top = next((i for i, line in enumerate(lines) if line.rstrip() == "intents:"), None)
+    if top is None:
+        raise FaqError("no 'intents:' mapping at the top level of the FAQ file")
+    end = top + 1
+    while end < len(lines) and (
+        not lines[end].strip() or lines[end].lstrip().startswith("#") or _indent(lines[end]) > 0
+    ):
+        end += 1
+    while end > top + 1 and not lines[end - 1].strip():  # blank lines after the last intent
+        end -= 1
+    if end and not lines[end - 1].endswith("\n"):
+        lines[end - 1] += "\n"
+    new_text = "".join(lines[:end] + block + lines[end:])
+    intents = {**(data.get("intents") or {}), intent: spec}
+    return new_text, {**data, "intents": intents}
+
+
+def restore_text(faq_path: Path, text: str) -> None:
+    """Put the FAQ file back to ``text`` (e.g. :attr:`FaqChange.previous_text`), atomically."""
+    with faq_lock(Path(faq_path)) as file:
+        write_atomically(file, text)

@@ -130,3 +130,10 @@ def may_link_to(session: Session, principal: Principal, contact: Contact) -> boo
 def may_override_assignee(principal: Principal, handoff: Handoff) -> bool:
     """Whether ``principal`` may act on a handoff someone else is assigned (admins may)."""
     return handoff.assignee_id == principal.user_id or is_admin(principal)
+
+
+def may_edit_canned_reply(principal: Principal, owner_user_id: int | None) -> bool:
+    """Shared canned replies (no owner): admins; personal ones: their owner only."""
+    if owner_user_id is None:
+        return is_admin(principal)
+    return owner_user_id == principal.user_id

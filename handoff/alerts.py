@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from handoff import outbox
 from handoff.errors import NotFound, PermissionDenied
+from handoff.hours import BusinessHours, next_open
 from handoff.models import Account, CsAlert, Handoff, OutboxEntry, Role, User, utcnow
 
 ALERT_REASONS = frozenset({"vip_account", "at_risk_account"})
@@ -67,8 +68,15 @@ def escalation_alert(
     *,
     console_url: str,
     slack_webhook_url: str | None = None,
+    hours: BusinessHours | None = None,
 ) -> CsAlert | None:
-    """Queue the CSM alert for a VIP/at-risk escalation, once per handoff (None otherwise)."""
+    """Queue the CSM alert for a VIP/at-risk escalation, once per handoff (None otherwise).
+
+    A P1 alert leaves at once. Any other alert raised out of business hours (``hours``) is
+    held: its outbox entries are due at the next opening, on an ordering key of their own
+    (``csm:<id>:<channel>:held``) so that they never hold up a P1 alert queued after them.
+    The hold is in the outbox itself, so a restart in between changes nothing.
+    """
     if account is None or account.csm_id is None or not ALERT_REASONS & set(handoff.reasons):
         return None
     already = session.exec(
@@ -83,6 +91,11 @@ def escalation_alert(
         return None
     url = f"{console_url.rstrip('/')}/handoffs/{handoff.id}"
     text = escalation_text(handoff, account, csm, customer_text, url)
+    now = utcnow()
+    held_until = None
+    if handoff.priority != 1 and hours is not None:
+        opens = next_open(now, hours)
+        held_until = opens if opens > now else None
     alert = CsAlert(
         account_id=account.id,
         csm_id=csm.id,
@@ -92,6 +105,8 @@ def escalation_alert(
         body=text,
         details={"reasons": list(handoff.reasons), "url": url},
     )
+    if held_until is not None:
+        alert.details["held_until"] = held_until.isoformat()
     session.add(alert)
     session.flush()
     destinations: list[tuple[str, str]] = []
@@ -107,8 +122,9 @@ def escalation_alert(
             channel=channel,
             target=target,
             payload={"text": text, "alert_id": alert.id},
-            ordering_key=f"csm:{csm.id}:{channel}",
+            ordering_key=f"csm:{csm.id}:{channel}" + (":held" if held_until else ""),
             dedupe_key=f"csm_alert:{handoff.id}:{channel}",
+            not_before=held_until,
         )
     alert.details = {**alert.details, "channels": [c for c, _ in destinations]}
     session.add(alert)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from handoff import access, activity, contacts, context, outbox, queue, replies
+from handoff import access, activity, canned, contacts, context, outbox, queue, replies
 from handoff.access import Principal
 from handoff.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from handoff.models import (
@@ -57,6 +57,10 @@ MAX_CONTACT_MATCHES = 20
 
 class Unanswered(Conflict):
     """A resolve without ``confirm`` while the customer's last message has no reply."""
+
+
+class AssignedToOther(Conflict):
+    """A reply without ``confirm`` to a handoff someone else is assigned."""
 
 
 class ContactNotFound(NotFound):
@@ -358,6 +362,34 @@ def _clean_text(text: str, what: str) -> str:
     return text
 
 
+def reply_target(
+    session: Session, principal: Principal, handoff_id: int, *, confirm: bool = False
+) -> tuple[Handoff, Conversation]:
+    """The handoff a reply goes out on and its conversation: a waiting handoff is claimed
+    first; the customer must be reachable. A handoff assigned to someone else needs
+    ``confirm`` (else :class:`AssignedToOther`, nothing written); it stays theirs."""
+    handoff = _load(session, principal, handoff_id)
+    if handoff.status == HandoffStatus.waiting.value:
+        handoff = claim(session, principal, handoff_id)
+    if handoff.status == HandoffStatus.assigned.value and handoff.assignee_id != principal.user_id:
+        _require_worker(principal)
+        if not confirm:
+            owner = session.get(User, handoff.assignee_id) if handoff.assignee_id else None
+            raise AssignedToOther(
+                f"handoff {handoff_id} is assigned to {owner.name if owner else 'someone else'}; "
+                "confirm to reply anyway"
+            )
+    else:
+        handoff = _owned(session, principal, handoff_id)
+    conversation = session.get(Conversation, handoff.conversation_id)
+    if conversation is None:
+        raise NotFound(f"handoff {handoff_id} has no conversation")
+    contact = session.get(Contact, conversation.contact_id)
+    if contact is not None and contact.unreachable:
+        raise Conflict("the customer can no longer be reached on this channel (blocked us)")
+    return handoff, conversation
+
+
 def reply(
     session: Session,
     principal: Principal,
@@ -365,20 +397,17 @@ def reply(
     text: str,
     *,
     text_limits: dict[str, int] | None = None,
+    canned_reply_id: int | None = None,
+    confirm: bool = False,
 ) -> Message:
-    """Send a reply to the customer through their channel (claims a waiting handoff first)."""
+    """Send a reply to the customer through their channel (claims a waiting handoff first).
+
+    ``canned_reply_id``: the reply started from that canned reply; its use is counted.
+    ``confirm``: reply even though the handoff is assigned to someone else.
+    """
     text = _clean_text(text, "the reply")
-    handoff = _load(session, principal, handoff_id)
-    if handoff.status == HandoffStatus.waiting.value:
-        handoff = claim(session, principal, handoff_id)
-    handoff = _owned(session, principal, handoff_id)
-    conversation = session.get(Conversation, handoff.conversation_id)
-    if conversation is None:
-        raise NotFound(f"handoff {handoff_id} has no conversation")
+    handoff, conversation = reply_target(session, principal, handoff_id, confirm=confirm)
     identity = session.get(ChannelIdentity, conversation.identity_id)
-    contact = session.get(Contact, conversation.contact_id)
-    if contact is not None and contact.unreachable:
-        raise Conflict("the customer can no longer be reached on this channel (blocked us)")
     message = replies.queue_reply(
         session,
         conversation,
@@ -387,6 +416,8 @@ def reply(
         author_user_id=principal.user_id,
         text_limits=text_limits,
     )
+    if canned_reply_id is not None:
+        canned.record_use(session, principal, canned_reply_id, message.id)
     queue.mark_first_response(session, handoff)
     logger.info(
         "agent %s replied on handoff %s (%s)",

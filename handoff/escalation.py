@@ -117,6 +117,16 @@ class RateLimitPolicy(_Strict):
     per_seconds: int = Field(default=60, ge=1)
 
 
+class AssignmentPolicy(_Strict):
+    """Automatic assignment of new handoffs to online staff (``handoff/assignment.py``)."""
+
+    enabled: bool = True
+    # A strategic handoff (``strategic_intent``) goes to the account's CSM when they are online.
+    strategic_to_csm: bool = False
+    # Handoffs of someone away this long go back to the queue.
+    away_return_minutes: int = Field(default=5, ge=1, le=24 * 60)
+
+
 class PolicyConfig(_Strict):
     """The validated contents of ``policy.yaml``."""
 
@@ -133,6 +143,7 @@ class PolicyConfig(_Strict):
     sla_minutes: dict[int, int] = {1: 15, 2: 60, 3: 240}
     # Words or phrases (case-insensitive, whole words, any spacing) that always reach a person.
     strategic_terms: list[str] = Field(default_factory=list, max_length=500)
+    assignment: AssignmentPolicy = AssignmentPolicy()
 
 
 def load_policy(path: str | Path) -> PolicyConfig:

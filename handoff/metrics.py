@@ -20,9 +20,10 @@ the days ``start`` .. ``end`` inclusive (UTC). The definitions:
   recorded on the handoff at escalation.
 * **First response time** — ``first_response_at - created_at`` of the handoffs created in the
   range that have been answered; **time to resolution** — ``resolved_at - created_at`` of
-  those that are resolved. Median and 90th percentile (linear interpolation between closest
-  ranks, like numpy's default), in seconds; computed in Python so that SQLite and PostgreSQL
-  agree.
+  those that are resolved. Both count business time for the priorities whose SLA clock runs
+  in business hours (``data/hours.yaml``; 24/7 when no hours are configured). Median and
+  90th percentile (linear interpolation between closest ranks, like numpy's default), in
+  seconds; computed in Python so that SQLite and PostgreSQL agree.
 * **CSAT** — the average of the 1-5 scores (``feedback.kind = 'csat'``) given in the range.
 * **Top intents** — inbound customer messages in the range by the classifier's top intent.
 * **"Didn't help" rate of an FAQ intent** = didn't-help votes / (helpful + didn't-help votes)
@@ -49,6 +50,8 @@ from sqlmodel import Session, col, select
 from handoff import access
 from handoff.access import Principal
 from handoff.errors import InvalidInput
+from handoff.hours import BusinessHours
+from handoff.hours import elapsed as clock_seconds
 from handoff.models import (
     Account,
     Author,
@@ -177,6 +180,12 @@ def _window(start: date, end: date) -> tuple[datetime, datetime]:
     return since, since + timedelta(days=(end - start).days + 1)
 
 
+def date_window(start: date, end: date) -> tuple[datetime, datetime]:
+    """The UTC instants ``start`` 00:00 .. the day after ``end`` 00:00 (InvalidInput when the
+    range is reversed or too long)."""
+    return _window(start, end)
+
+
 def _owned_accounts(session: Session, principal: Principal) -> set[int] | None:
     """None: every account (and none); else the ids of the CSM's accounts."""
     return access.account_ids(session, principal)
@@ -217,6 +226,12 @@ def _conversation_messages(
     return list(session.exec(stmt).all())
 
 
+def elapsed(since: datetime, until: datetime, handoff: Handoff, clock: BusinessHours) -> float:
+    """Seconds from ``since`` to ``until`` on the handoff's SLA clock (business time for
+    priorities configured to count business hours only)."""
+    return clock_seconds(since, until, handoff.priority, clock)
+
+
 def _days(start: date, end: date) -> Iterable[date]:
     for offset in range((end - start).days + 1):
         yield start + timedelta(days=offset)
@@ -228,6 +243,7 @@ def dashboard(
     start: date,
     end: date,
     faq_intents: Iterable[str] | None = None,
+    hours: BusinessHours | None = None,
 ) -> Dashboard:
     """The dashboard's figures for ``start`` .. ``end`` (inclusive), as ``principal`` may see.
 
@@ -236,6 +252,7 @@ def dashboard(
     """
     since, until = _window(start, end)
     owned = _owned_accounts(session, principal)
+    clock = hours or BusinessHours()
     tiers = {
         a_id: (tier or UNKNOWN_TIER).strip().lower() or UNKNOWN_TIER
         for a_id, tier in session.exec(select(Account.id, Account.tier)).all()
@@ -279,9 +296,9 @@ def dashboard(
             tally.escalations += 1
             tally.escalated.add(h.conversation_id)
             if h.first_response_at is not None:
-                tally.first_response.append((h.first_response_at - h.created_at).total_seconds())
+                tally.first_response.append(elapsed(h.created_at, h.first_response_at, h, clock))
             if h.resolved_at is not None:
-                tally.resolution.append((h.resolved_at - h.created_at).total_seconds())
+                tally.resolution.append(elapsed(h.created_at, h.resolved_at, h, clock))
     reopened = session.exec(
         select(Handoff.conversation_id, Handoff.account_id)
         .join(HandoffEvent, col(HandoffEvent.handoff_id) == col(Handoff.id))
@@ -326,3 +343,49 @@ def dashboard(
         intent_feedback=intent_feedback,
         escalations_per_day=[(d, per_day[d]) for d in _days(start, end)],
     )
+
+
+NOT_KNOWING = frozenset({"unknown_topic", "low_confidence", "ambiguous"})
+
+
+@dataclass(frozen=True)
+class WeekShare:
+    """Handoffs created in the week starting ``start`` (a Monday, UTC), and how many of them
+    were the bot not knowing (reasons ``unknown_topic``, ``low_confidence`` or ``ambiguous``)."""
+
+    start: date
+    handoffs: int
+    not_knowing: int
+
+    @property
+    def share(self) -> float | None:
+        return self.not_knowing / self.handoffs if self.handoffs else None
+
+
+def not_knowing_weekly(
+    session: Session, principal: Principal, today: date, weeks: int = 8
+) -> list[WeekShare]:
+    """The share of handoffs whose reasons say the bot did not know, week by week (the last
+    ``weeks`` weeks, the current one included, oldest first), as ``principal`` may see: what
+    teaching the bot from escalations should bring down."""
+    owned = _owned_accounts(session, principal)
+    monday = today - timedelta(days=today.weekday())
+    first = monday - timedelta(weeks=weeks - 1)
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    rows = session.exec(
+        select(Handoff.created_at, Handoff.reasons, Handoff.account_id).where(
+            col(Handoff.created_at) >= since
+        )
+    ).all()
+    total: Counter[date] = Counter()
+    unknown: Counter[date] = Counter()
+    for created_at, reasons, account_id in rows:
+        if not _in(owned, account_id):
+            continue
+        day = created_at.astimezone(UTC).date()
+        week = day - timedelta(days=day.weekday())
+        total[week] += 1
+        if NOT_KNOWING & set(reasons or []):
+            unknown[week] += 1
+    starts = [first + timedelta(weeks=i) for i in range(weeks)]
+    return [WeekShare(w, total[w], unknown[w]) for w in starts]

@@ -107,6 +107,8 @@ class User(SQLModel, table=True):
     # Console sessions issued before this instant are void (set at logout: a copied cookie
     # dies with the session it was copied from).
     sessions_valid_from: datetime | None = _ts_opt()
+    # At most this many open handoffs are assigned to them automatically (``assignment``).
+    capacity: int = 5
 
 
 class Account(SQLModel, table=True):
@@ -122,6 +124,8 @@ class Account(SQLModel, table=True):
     next_qbr_date: date | None = None
     expansion_stage: str | None = Field(default=None, max_length=100)
     csm_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    # The person its conversations go to first when they are online (``assignment``).
+    support_owner_id: int | None = Field(default=None, foreign_key="users.id")
     health_score: int | None = None
     health_status: str | None = Field(default=None, max_length=16)
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -229,6 +233,8 @@ class Handoff(SQLModel, table=True):
     first_response_at: datetime | None = _ts_opt()
     resolved_at: datetime | None = _ts_opt()
     resolution_code: str | None = Field(default=None, max_length=50)
+    # Why it went to its assignee ("owner of Acme", "fewest open (2 of 5)", "claimed").
+    assignment_reason: str | None = Field(default=None, max_length=200)
 
 
 class HandoffEvent(SQLModel, table=True):
@@ -414,3 +420,122 @@ class StaffSession(SQLModel, table=True):
     created_at: datetime = _ts()
     expires_at: datetime = _ts()
     revoked_at: datetime | None = _ts_opt()
+
+
+class SuggestionStatus(enum.StrEnum):
+    open = "open"
+    training = "training"  # accepted, the gated retrain runs
+    accepted = "accepted"
+    dismissed = "dismissed"
+
+
+class Suggestion(SQLModel, table=True):
+    """A cluster of customer questions the bot could not answer, offered to admins to teach.
+
+    It names its messages by id (never copies their text), so erasing a customer
+    (``handoff/privacy.py``) removes their words from every suggestion too.
+    """
+
+    __tablename__ = "suggestions"
+    __table_args__ = (Index("ix_suggestions_status_score", "status", "score"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=SuggestionStatus.open.value, max_length=16)
+    label: str = Field(default="", max_length=300)
+    terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # most representative first
+    message_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    score: float = 0.0
+    first_seen: datetime | None = _ts_opt()
+    last_seen: datetime | None = _ts_opt()
+    intent: str | None = Field(default=None, max_length=100)  # set on accept
+    # before/after coverage and precision, or why the gate refused the new model
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None, max_length=1000)
+    decided_by_user_id: int | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    version: int = 0
+
+
+class CorrectionStatus(enum.StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class Correction(SQLModel, table=True):
+    """An agent's "the bot thought X, it was Y" about one customer message, for review."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (Index("ix_corrections_status", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    predicted_intent: str | None = Field(default=None, max_length=100)
+    correct_intent: str = Field(max_length=100)
+    status: str = Field(default=CorrectionStatus.pending.value, max_length=16)
+    created_by_user_id: int | None = Field(default=None, foreign_key="users.id")
+    reviewed_by_user_id: int | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = _ts()
+    reviewed_at: datetime | None = _ts_opt()
+
+
+class CannedReply(SQLModel, table=True):
+    """A saved reply agents insert from the reply box (``/`` + words): a Jinja2 template with
+    the conversation's variables, personal (``owner_user_id``) or shared (NULL)."""
+
+    __tablename__ = "canned_replies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=100)
+    body: str = ""
+    owner_user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    uses: int = 0
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class CannedReplyUse(SQLModel, table=True):
+    """One sent reply that started from a canned reply (dashboard usage over a date range)."""
+
+    __tablename__ = "canned_reply_uses"
+    __table_args__ = (Index("ix_canned_reply_uses_time", "used_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    canned_reply_id: int = Field(foreign_key="canned_replies.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id")
+    message_id: int | None = Field(default=None, foreign_key="messages.id")
+    used_at: datetime = _ts()
+
+
+class Availability(enum.StrEnum):
+    online = "online"
+    away = "away"
+
+
+class AgentPresence(SQLModel, table=True):
+    """Whether a staff member takes automatic assignments: ``online`` until ``available_until``
+    and, when set from the console, only while ``session_id`` is an open console session
+    (logging out or the session expiring makes them away; ``handoff/availability.py``)."""
+
+    __tablename__ = "agent_presence"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    status: str = Field(default=Availability.away.value, max_length=16)
+    session_id: str | None = Field(default=None, max_length=64)
+    available_until: datetime | None = _ts_opt()
+    changed_at: datetime = _ts()
+
+
+class HandoffViewer(SQLModel, table=True):
+    """Who has a conversation open in the console and whether they are typing a reply; a row
+    counts while ``seen_at`` is recent (``handoff/collision.py``)."""
+
+    __tablename__ = "handoff_viewers"
+    __table_args__ = (Index("ix_handoff_viewers_seen", "seen_at"),)
+
+    handoff_id: int = Field(foreign_key="handoffs.id", primary_key=True)
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    typing: bool = False
+    seen_at: datetime = _ts()

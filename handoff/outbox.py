@@ -51,10 +51,13 @@ def enqueue(
     ordering_key: str,
     message_id: int | None = None,
     dedupe_key: str | None = None,
+    not_before: datetime | None = None,
 ) -> OutboxEntry | None:
     """Add an entry to the outbox inside the caller's transaction.
 
-    Returns None when an entry with the same ``dedupe_key`` already exists.
+    Returns None when an entry with the same ``dedupe_key`` already exists. ``not_before``
+    holds the entry until then (a CSM alert waiting for business hours); it also holds every
+    later entry of its ``ordering_key``, so held entries get an ordering key of their own.
     """
     if dedupe_key is not None:
         found = session.execute(
@@ -71,6 +74,8 @@ def enqueue(
         message_id=message_id,
         dedupe_key=dedupe_key,
     )
+    if not_before is not None:
+        entry.next_attempt_at = not_before
     session.add(entry)
     session.flush()
     return entry

@@ -121,7 +121,8 @@ def _replace_line(lines: list[str], path: tuple[str, ...], value: Any) -> bool:
     return False
 
 
-def _header(text: str) -> str:
+def header_comments(text: str) -> str:
+    """The comment lines at the top of a YAML file (kept when the body is rewritten)."""
     lines: list[str] = []
     for line in text.splitlines(keepends=True):
         if line.strip() and not line.lstrip().startswith("#"):
@@ -130,7 +131,8 @@ def _header(text: str) -> str:
     return "".join(lines)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (a temporary file, fsync, rename: never half written)."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -166,8 +168,8 @@ def save_thresholds(policy_path: Path, thresholds: Thresholds) -> PolicyConfig:
         if not edited or yaml.safe_load(new_text) != data:
             logger.info("policy file layout not recognised: rewriting it whole")
             body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
-            new_text = _header(text) + body
-        _write_atomically(path, new_text)
+            new_text = header_comments(text) + body
+        write_atomically(path, new_text)
     logger.info("escalation thresholds changed in %s", path.name)
     return policy
 
@@ -235,7 +237,7 @@ def save_strategic_terms(policy_path: Path, terms: list[str]) -> PolicyConfig:
         if yaml.safe_load(new_text) != data:
             logger.info("policy file layout not recognised: rewriting it whole")
             body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
-            new_text = _header(text) + body
-        _write_atomically(path, new_text)
+            new_text = header_comments(text) + body
+        write_atomically(path, new_text)
     logger.info("strategic terms changed in %s (%d terms)", path.name, len(terms))
     return policy

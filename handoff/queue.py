@@ -1,6 +1,8 @@
 """The handoff queue and its state machine.
 
-States: ``waiting`` -> ``assigned`` -> ``resolved``; ``assigned`` -> ``waiting`` (release);
+States: ``waiting`` -> ``assigned`` (claim by a person, or ``assign`` by the system:
+``handoff/assignment.py``) -> ``resolved``; ``assigned`` -> ``waiting`` (release, or
+``requeue`` by the system when the assignee went away);
 ``assigned`` -> ``assigned`` (transfer to another agent); ``resolved`` -> ``waiting`` (the
 customer writes again); ``waiting``/``assigned`` -> ``returned_to_bot``. Every change goes
 through :func:`transition`, a guarded update on (status, version) that records who, when and
@@ -13,13 +15,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from handoff.errors import Conflict, InvalidTransition, NotFound
+from handoff.hours import BusinessHours, sla_due_at
 from handoff.models import (
     Conversation,
     ConversationMode,
@@ -41,6 +43,8 @@ W, A, R, B = (
 # transition name -> (allowed source states, target state)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "claim": (frozenset({W}), A),
+    "assign": (frozenset({W}), A),
+    "requeue": (frozenset({A}), W),
     "release": (frozenset({A}), W),
     "transfer": (frozenset({A}), A),
     "resolve": (frozenset({A}), R),
@@ -48,6 +52,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "return_to_bot": (frozenset({W, A}), B),
 }
 OPEN_STATES = frozenset({W, A})
+# why a handoff went to its assignee, unless the caller says (``assignment_reason``)
+DEFAULT_ASSIGNMENT_REASON = {"claim": "claimed", "transfer": "transferred"}
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,13 @@ def create_handoff(
     context: dict[str, Any],
     account_id: int | None,
     sla_minutes: int,
+    hours: BusinessHours | None = None,
 ) -> Handoff:
-    """Open a waiting handoff for a conversation and put the conversation in human mode."""
+    """Open a waiting handoff for a conversation and put the conversation in human mode.
+
+    The first-response deadline counts ``sla_minutes`` on the priority's clock in ``hours``
+    (business time, or 24/7; no ``hours``: 24/7).
+    """
     now = utcnow()
     handoff = Handoff(
         conversation_id=conversation.id or 0,
@@ -85,7 +96,7 @@ def create_handoff(
         context=context,
         created_at=now,
         waiting_since=now,
-        sla_due_at=now + timedelta(minutes=sla_minutes),
+        sla_due_at=sla_due_at(now, sla_minutes, priority, hours or BusinessHours()),
     )
     session.add(handoff)
     session.flush()
@@ -124,8 +135,17 @@ def transition(
     assignee_id: int | None = None,
     resolution_code: str | None = None,
     sla_minutes: int | None = None,
+    hours: BusinessHours | None = None,
+    sla_priority: int | None = None,
+    assignment_reason: str | None = None,
 ) -> Handoff:
-    """Apply a named transition atomically; raise InvalidTransition/Conflict on failure."""
+    """Apply a named transition atomically; raise InvalidTransition/Conflict on failure.
+
+    ``claim``, ``assign`` and ``transfer`` keep why the handoff went to ``assignee_id`` in
+    ``assignment_reason`` (it is cleared when the handoff returns to the queue).
+    A ``reopen`` with ``sla_minutes`` restarts the first-response deadline on the clock of
+    ``sla_priority`` (default: the handoff's) in ``hours``.
+    """
     if name not in TRANSITIONS:
         raise InvalidTransition(f"unknown transition {name!r}")
     sources, target = TRANSITIONS[name]
@@ -133,17 +153,24 @@ def transition(
         raise InvalidTransition(f"cannot {name} a handoff that is {handoff.status}")
     now = utcnow()
     values: dict[str, Any] = {"status": target, "version": handoff.version + 1}
-    if name in ("claim", "transfer"):
+    if name in ("claim", "assign", "transfer"):
         values["assignee_id"] = assignee_id
-    if name in ("release", "reopen"):
+        values["assignment_reason"] = (
+            assignment_reason or DEFAULT_ASSIGNMENT_REASON.get(name) or None
+        )
+    if name in ("release", "reopen", "requeue"):
         values["assignee_id"] = None
+        values["assignment_reason"] = None
         values["waiting_since"] = now
         if name == "reopen":
             values["resolved_at"] = None
             values["resolution_code"] = None
             values["first_response_at"] = None
             if sla_minutes is not None:
-                values["sla_due_at"] = now + timedelta(minutes=sla_minutes)
+                priority = sla_priority or handoff.priority
+                values["sla_due_at"] = sla_due_at(
+                    now, sla_minutes, priority, hours or BusinessHours()
+                )
     if name == "resolve":
         values["resolved_at"] = now
         values["resolution_code"] = resolution_code

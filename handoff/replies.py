@@ -51,12 +51,15 @@ def queue_reply(
     text_limits: dict[str, int] | None = None,
     prompt_kind: str | None = None,
     prompt_details: dict[str, Any] | None = None,
+    template: dict[str, Any] | None = None,
 ) -> Message:
     """Store an outbound message and queue its parts for delivery on the conversation's channel.
 
     ``buttons`` are ``{"text": ..., "data": ...}`` dicts, attached to the last part; channels
     without buttons fall back to text. They are recorded as a prompt of ``prompt_kind`` (by
     default the first button's prefix, e.g. ``csat``) with ``prompt_details``.
+    ``template`` (WhatsApp: ``{"name", "language", "parameters"}``) sends the message as that
+    approved template, in one part; ``text`` is what the customer sees (for the transcript).
     """
     identity = session.get(ChannelIdentity, conversation.identity_id)
     if identity is None:
@@ -69,13 +72,17 @@ def queue_reply(
         author_user_id=author_user_id,
         text=text,
         intent=intent,
+        kind="template" if template else "text",
+        raw={"template": template} if template else None,
     )
     session.add(message)
     session.flush()
     limit = (text_limits or DEFAULT_TEXT_LIMITS).get(conversation.channel, 4096)
-    parts = split_text(text, limit)
+    parts = [text] if template else split_text(text, limit)
     for index, part in enumerate(parts):
         payload: dict[str, Any] = {"text": part}
+        if template:
+            payload["template"] = template
         if buttons and index == len(parts) - 1:
             payload["buttons"] = buttons
         outbox.enqueue(

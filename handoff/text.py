@@ -90,3 +90,24 @@ class StorableInput(BaseModel):
     @classmethod
     def _refuse_unstorable(cls, data: Any) -> Any:
         return refuse_unstorable(refuse_too_deep(data))
+
+
+# Personal data that must not become a training example: e-mail addresses, phone numbers and
+# long digit runs (account, card, order numbers), each replaced by a placeholder.
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"(?<![\w])\+?\d[\d ().-]{6,}\d(?![\w])")
+_DIGITS = re.compile(r"\d{6,}")
+
+
+def mask_personal_data(text: str) -> str:
+    """``text`` with e-mail addresses, phone numbers (7+ digits with separators) and runs of
+    6+ digits replaced by ``[email]``, ``[phone]`` and ``[number]``."""
+    text = _EMAIL.sub("[email]", text)
+    text = _PHONE.sub(_phone, text)
+    return _DIGITS.sub("[number]", text)
+
+
+def _phone(match: re.Match[str]) -> str:
+    found = match.group()
+    looks_like_phone = sum(ch.isdigit() for ch in found) >= 7 and not found.isdigit()
+    return "[phone]" if looks_like_phone else found

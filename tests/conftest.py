@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,12 @@ def postgres_url() -> Iterator[str]:
 
 
 TABLES = (
+    "handoff_viewers",
+    "agent_presence",
+    "canned_reply_uses",
+    "canned_replies",
+    "corrections",
+    "suggestions",
     "prompts",
     "staff_sessions",
     "outbox",
@@ -135,4 +142,8 @@ def make_settings(database_url: str, model_path: Path, **overrides: Any) -> Sett
         "outbox_poll_seconds": 0.05,
     }
     values.update(overrides)
+    if "hours_path" not in values:  # an API or admin edit must never touch data/hours.yaml
+        copy = Path(tempfile.mkdtemp(prefix="triagebot-hours-")) / "hours.yaml"
+        shutil.copy(ROOT / "data" / "hours.yaml", copy)
+        values["hours_path"] = copy
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -42,9 +42,20 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class TemplateMessage:
+    """An approved message template (WhatsApp) with its body parameters, in order."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     text: str
     buttons: tuple[Button, ...] = ()
+    # Send as this template (WhatsApp outside the 24-hour window); ``text`` is its preview.
+    template: TemplateMessage | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from bot.channels.base import (
     PermanentError,
     RetryLater,
     SendResult,
+    TemplateMessage,
     Unreachable,
 )
 
@@ -294,9 +295,12 @@ class WhatsAppSender:
 
 
 def build_message(target: str, message: OutboundMessage) -> dict[str, Any]:
-    """The Cloud API body: reply buttons (up to 3) or a list (up to 10) when the options fit
-    WhatsApp's limits, else plain text listing them."""
+    """The Cloud API body: an approved template with its body parameters, reply buttons (up
+    to 3) or a list (up to 10) when the options fit WhatsApp's limits, else plain text
+    listing them."""
     common = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": target}
+    if message.template is not None:
+        return {**common, "type": "template", "template": _template(message.template)}
     buttons = message.buttons
     interactive = None
     if _fits(message, MAX_BUTTONS, MAX_BUTTON_ID, MAX_BUTTON_TITLE):
@@ -322,6 +326,14 @@ def build_message(target: str, message: OutboundMessage) -> dict[str, Any]:
     if interactive is not None:
         return {**common, "type": "interactive", "interactive": interactive}
     return {**common, "type": "text", "text": {"body": _with_options(message.text, buttons)}}
+
+
+def _template(template: TemplateMessage) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.parameters:
+        parameters = [{"type": "text", "text": value} for value in template.parameters]
+        body["components"] = [{"type": "body", "parameters": parameters}]
+    return body
 
 
 def _fits(message: OutboundMessage, count: int, id_limit: int, title_limit: int) -> bool:

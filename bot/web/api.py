@@ -85,6 +85,11 @@ class HandoffOut(BaseModel):
     account_tier: str | None = None
     assignee_id: int | None
     assignee_name: str | None = None
+    assignment_reason: str | None = Field(
+        None,
+        description='why it went to its assignee ("owner of Acme", "fewest open (2 of 5)", '
+        '"claimed"); null while unassigned',
+    )
     version: int
     created_at: datetime
     waiting_since: datetime
@@ -137,6 +142,17 @@ class TextIn(StorableInput):
     text: str = Field(min_length=1, max_length=desk.MAX_REPLY_CHARS)
 
 
+class ReplyIn(TextIn):
+    canned_reply_id: int | None = Field(
+        None, ge=1, le=MAX_INT, description="the canned reply it started from (its use is counted)"
+    )
+    confirm: bool = Field(
+        False,
+        description="reply even though the handoff is assigned to someone else "
+        "(without it such a reply is refused with 409; the handoff stays theirs)",
+    )
+
+
 class ReasonIn(StorableInput):
     reason: str | None = Field(default=None, max_length=500)
 
@@ -177,6 +193,9 @@ class AccountOut(BaseModel):
     next_qbr_date: Any
     expansion_stage: str | None
     csm_id: int | None
+    support_owner_id: int | None = Field(
+        None, description="who its conversations go to first when online (null: nobody)"
+    )
     health_score: int | None
     health_status: str | None
     health_factors: list[str] = Field(
@@ -213,6 +232,7 @@ def _handoff_out(view: desk.HandoffView) -> HandoffOut:
                 "reasons",
                 "intent",
                 "assignee_id",
+                "assignment_reason",
                 "version",
                 "created_at",
                 "waiting_since",
@@ -241,7 +261,7 @@ def _message_out(
     return out
 
 
-def _account_out(a: Account) -> AccountOut:
+def account_out(a: Account) -> AccountOut:
     out = AccountOut.model_validate(a, from_attributes=True)
     out.health_factors = [str(f) for f in (a.attributes or {}).get("health_factors") or []]
     return out
@@ -263,7 +283,7 @@ def _detail(session: Session, principal: desk.Principal, handoff_id: int) -> Han
     return HandoffDetailOut(
         **base,
         context=h.context or {},
-        account=_account_out(d.account).model_dump(mode="json") if d.account else None,
+        account=account_out(d.account).model_dump(mode="json") if d.account else None,
         transcript=[_message_out(m, d.undelivered, d.taps) for m in d.transcript],
         events=[EventOut.model_validate(e, from_attributes=True) for e in d.events],
     )
@@ -381,13 +401,21 @@ def transfer(
 )
 def reply(
     handoff_id: Id,
-    body: TextIn,
+    body: ReplyIn,
     services: ServicesDep,
     session: SessionDep,
     principal: PrincipalDep,
 ) -> Any:
     limits = services.models.config().text_limits
-    message = desk.reply(session, principal, handoff_id, body.text, text_limits=limits)
+    message = desk.reply(
+        session,
+        principal,
+        handoff_id,
+        body.text,
+        text_limits=limits,
+        canned_reply_id=body.canned_reply_id,
+        confirm=body.confirm,
+    )
     session.commit()
     services.worker.wake()
     return _message_out(message)
@@ -484,7 +512,7 @@ def upsert_account(
         raise InvalidInput(accounts._explain(exc)) from exc
     account, _created = accounts.upsert_account(session, data)
     session.commit()
-    return _account_out(account)
+    return account_out(account)
 
 
 @router.get(
@@ -494,7 +522,7 @@ def get_account(external_id: ExternalId, session: SessionDep, principal: Princip
     account = accounts.get_account(session, external_id)
     if not access.may_see_account(principal, account):
         raise HTTPException(404, f"account {external_id} not found")
-    return _account_out(account)
+    return account_out(account)
 
 
 class ContactOut(BaseModel):

@@ -26,6 +26,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.web import console_views as views
+from bot.web.console_composer import composer
 from bot.web.deps import ServicesDep
 from bot.web.forms import PathId, bounded_int, refuse_unstorable_input
 from bot.web.sessions import (
@@ -38,9 +39,10 @@ from bot.web.sessions import (
     SessionSigner,
     csrf_ok,
 )
-from handoff import access, alerts, context, desk, users
+from handoff import access, alerts, availability, collision, context, desk, users
 from handoff.errors import InvalidInput, NotFound, TriageError
 from handoff.health import health_trends
+from handoff.hours import BusinessHours
 from handoff.models import Account, Handoff, Role, User
 
 HEADERS = {
@@ -213,6 +215,8 @@ def _page(
     me = None
     if staff is not None:
         me = {"name": staff.user.name, "role": staff.user.role, "id": staff.user.id}
+        with Session(request.app.state.services.engine) as db:  # the Online/Away toggle
+            me["availability"] = availability.state_of(db, staff.user.id or 0).status
     response = templates.TemplateResponse(
         request,
         f"console/{name}",
@@ -328,7 +332,9 @@ def _queue_filters(
 FiltersDep = Annotated[dict[str, str], Depends(_queue_filters)]
 
 
-def _queue(db: Session, staff: Staff, filters: dict[str, str]) -> dict[str, Any]:
+def _queue(
+    db: Session, staff: Staff, filters: dict[str, str], hours: BusinessHours | None = None
+) -> dict[str, Any]:
     found = desk.list_handoffs(
         db,
         staff.principal,
@@ -339,7 +345,7 @@ def _queue(db: Session, staff: Staff, filters: dict[str, str]) -> dict[str, Any]
         assignee_id=staff.principal.user_id if filters["mine"] else None,
     )
     now = _now()
-    rows = [views.queue_row(v, staff.principal.user_id, now) for v in found]
+    rows = [views.queue_row(v, staff.principal.user_id, now, hours) for v in found]
     counts = {
         "total": len(rows),
         "waiting": sum(r["status"] == "waiting" for r in rows),
@@ -350,7 +356,9 @@ def _queue(db: Session, staff: Staff, filters: dict[str, str]) -> dict[str, Any]
 
 
 @router.get("", response_class=HTMLResponse)
-def queue_page(request: Request, staff: StaffDep, db: DbDep, filters: FiltersDep) -> Response:
+def queue_page(
+    request: Request, services: ServicesDep, staff: StaffDep, db: DbDep, filters: FiltersDep
+) -> Response:
     """The queue: open handoffs, most urgent first, refreshed live by queue.js."""
     values = {
         "nav": "queue",
@@ -358,14 +366,17 @@ def queue_page(request: Request, staff: StaffDep, db: DbDep, filters: FiltersDep
         "statuses": views.STATUSES,
         "reasons": views.REASONS,
         "channels": views.CHANNELS,
-        **_queue(db, staff, filters),
+        **_queue(db, staff, filters, services.models.config().hours),
     }
     return _page(request, "queue.html", staff, values)
 
 
 @router.get("/queue.json")
-def queue_json(staff: StaffJsonDep, db: DbDep, filters: FiltersDep) -> JSONResponse:
-    return JSONResponse(_queue(db, staff, filters), headers=HEADERS)
+def queue_json(
+    services: ServicesDep, staff: StaffJsonDep, db: DbDep, filters: FiltersDep
+) -> JSONResponse:
+    hours = services.models.config().hours
+    return JSONResponse(_queue(db, staff, filters, hours), headers=HEADERS)
 
 
 @router.post("/take-next", dependencies=CSRF)
@@ -402,7 +413,11 @@ def _transfer_targets(db: Session, staff: Staff, detail: desk.HandoffDetail) -> 
 
 
 def _handoff_values(
-    db: Session, staff: Staff, detail: desk.HandoffDetail, find: str = ""
+    db: Session,
+    staff: Staff,
+    detail: desk.HandoffDetail,
+    find: str = "",
+    hours: BusinessHours | None = None,
 ) -> dict[str, Any]:
     """What the conversation page shows (``find``: a contact search to link the chat to)."""
     names = _names(db)
@@ -425,7 +440,7 @@ def _handoff_values(
             "status_label": views.STATUSES.get(h.status, h.status),
             "channel": views.CHANNELS.get(detail.conversation.channel, detail.conversation.channel),
             "waiting": views.duration((now - h.waiting_since).total_seconds()),
-            "sla": views.sla(h, now),
+            "sla": views.sla(h, now, hours),
             "intent": (h.intent or "").replace("_", " "),
         },
         "contact": detail.contact,
@@ -443,6 +458,9 @@ def _handoff_values(
         "can_claim": h.status == "waiting",
         "can_work": mine,
         "can_reply": h.status == "waiting" or mine,
+        "assignment_reason": h.assignment_reason or "",
+        "viewers": collision.others(db, staff.principal, h.id or 0),
+        "confirm_reply": None,
         "can_return": h.status == "waiting" or mine,
         "taken_by_other": h.status == "assigned" and not mine,
         "targets": _transfer_targets(db, staff, detail),
@@ -461,7 +479,12 @@ def _handoff_values(
 
 @router.get("/handoffs/{handoff_id}", response_class=HTMLResponse)
 def handoff_page(
-    handoff_id: PathId, request: Request, staff: StaffDep, db: DbDep, find: str = ""
+    handoff_id: PathId,
+    request: Request,
+    services: ServicesDep,
+    staff: StaffDep,
+    db: DbDep,
+    find: str = "",
 ) -> Response:
     """A conversation: transcript, CS context card and the actions on its handoff
     (``find``: search contacts by email or name to link the chat to)."""
@@ -469,7 +492,11 @@ def handoff_page(
         detail = desk.get_handoff(db, staff.principal, handoff_id)
     except NotFound:
         return _not_found(request, staff, f"handoff {handoff_id}")
-    return _page(request, "handoff.html", staff, _handoff_values(db, staff, detail, find))
+    config = services.models.config()
+    values = _handoff_values(db, staff, detail, find, config.hours)
+    values["correct_intents"] = sorted(services.models.config().intents)  # corrections
+    values.update(composer(db, staff.principal, staff.user.name, detail, config))  # reply box
+    return _page(request, "handoff.html", staff, values)
 
 
 @router.get("/handoffs/{handoff_id}/updates.json")
@@ -493,6 +520,7 @@ def handoff_updates(handoff_id: PathId, staff: StaffJsonDep, db: DbDep, after: i
                 "status": h.status,
                 "status_label": views.STATUSES.get(h.status, h.status),
                 "assignee": detail.assignee.name if detail.assignee else "",
+                "assignment_reason": h.assignment_reason or "",
                 "version": h.version,
             },
         },
@@ -516,6 +544,8 @@ def _act(
     except NotFound:
         db.rollback()
         return _not_found(request, staff, f"handoff {handoff_id}")
+    except desk.AssignedToOther:  # the caller asks to confirm
+        raise
     except TriageError as exc:
         db.rollback()
         return _redirect(request, url, str(exc), "error")
@@ -650,12 +680,39 @@ def reply(
     staff: StaffDep,
     db: DbDep,
     text: Text = "",
+    canned_reply_id: Short = "",
+    confirm: Short = "",
 ) -> Response:
-    def run() -> None:
-        limits = services.models.config().text_limits
-        desk.reply(db, staff.principal, handoff_id, text, text_limits=limits)
+    """Send a reply (``canned_reply_id``: the canned reply it started from, counted). To a
+    handoff someone else is assigned, first ask to confirm (the page again, with the reply
+    and a form that sends it with ``confirm=1``; nothing is written)."""
+    config = services.models.config()
 
-    return _act(request, services, db, staff, handoff_id, run, "Reply sent.")
+    def run() -> None:
+        canned = _int(canned_reply_id) if canned_reply_id.strip() else None
+        desk.reply(
+            db,
+            staff.principal,
+            handoff_id,
+            text,
+            text_limits=config.text_limits,
+            canned_reply_id=canned,
+            confirm=bool(confirm),
+        )
+
+    try:
+        return _act(request, services, db, staff, handoff_id, run, "Reply sent.")
+    except desk.AssignedToOther:
+        db.rollback()
+        detail = desk.get_handoff(db, staff.principal, handoff_id)
+        values = _handoff_values(db, staff, detail, "", config.hours)
+        values.update(composer(db, staff.principal, staff.user.name, detail, config))
+        values["confirm_reply"] = {
+            "assignee": detail.assignee.name if detail.assignee else "someone else",
+            "text": text,
+            "canned_reply_id": canned_reply_id.strip(),
+        }
+        return _page(request, "handoff.html", staff, values, status=409)
 
 
 @router.post("/handoffs/{handoff_id}/note", dependencies=CSRF)
@@ -708,7 +765,7 @@ ESCALATION_REASONS = {"vip_account", "at_risk_account"}
 
 
 @router.get("/accounts", response_class=HTMLResponse)
-def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
+def accounts_page(request: Request, services: ServicesDep, staff: StaffDep, db: DbDep) -> Response:
     """A CSM's accounts (everyone's for admins and agents) and their VIP/at-risk escalations."""
     stmt = access.visible_accounts(select(Account), staff.principal)
     found = db.exec(stmt.order_by(col(Account.name))).all()
@@ -736,7 +793,7 @@ def accounts_page(request: Request, staff: StaffDep, db: DbDep) -> Response:
     rows.sort(key=lambda r: (rank.get(r["health_status"], 3), r["health_score"] or 0))
     now = _now()
     escalations = [
-        views.queue_row(v, staff.user.id or 0, now)
+        views.queue_row(v, staff.user.id or 0, now, services.models.config().hours)
         for v in desk.list_handoffs(db, staff.principal)
         if ESCALATION_REASONS & set(v.handoff.reasons or [])
     ]

@@ -10,68 +10,41 @@ several instances, each must be reloaded (or restarted) to pick the change up.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from bot.model import policy_guard
 from bot.retrain import Retrainer
-from bot.template_limits import LimitedSandbox, check_template
+from bot.template_limits import SAMPLE_VARIABLES as SAMPLE
+from bot.template_limits import check_limits
 from bot.web.console import CSRF, HEADERS, DbDep, Staff, StaffDep, _page, _redirect, templates
+from bot.web.console_assignment import assignment_values
+from bot.web.console_teaching import teaching_values
 from bot.web.deps import ServicesDep
 from bot.web.forms import PathId, refuse_unstorable_input
-from classifier import model_is_current, train_faq_model
+from classifier import model_is_current
 from classifier.faq import FaqError
 from classifier.faq_edit import set_answer
 from handoff import access, users
 from handoff.errors import InvalidInput, TriageError
+from handoff.hours_edit import as_form
 from handoff.models import Role, User
 from handoff.policy_edit import Thresholds, clean_terms, save_strategic_terms, save_thresholds
 
 logger = logging.getLogger(__name__)
 
 ADMIN_URL = "/console/admin"
-TEMPLATES = LimitedSandbox(autoescape=False)
-
-
-def check_limits(answer: str, variables: dict[str, Any]) -> None:
-    """ValueError when an answer template uses unknown variables or does too much work."""
-    check_template(answer.replace("\r\n", "\n").strip(), variables, TEMPLATES)
-
-
-SAMPLE = {"contact_name": "Alex", "account_name": "Acme", "plan": "Business", "csm_name": "Sam"}
-
-
-@contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """One retrainer per app; a retrain in progress is waited for (briefly) at shutdown."""
-    services = app.state.services
-    settings = services.settings
-
-    def train() -> object:
-        return train_faq_model(
-            settings.faq_path,
-            settings.model_path,
-            backend=settings.model_backend,
-            guard=policy_guard(settings.policy_path),
-        )
-
-    app.state.retrainer = Retrainer(train, services.models.load)
-    yield
-    app.state.retrainer.wait(timeout=60)
+__all__ = ["SAMPLE", "check_limits", "router"]
 
 
 router = APIRouter(
     prefix="/console",
     tags=["console"],
     include_in_schema=False,
-    lifespan=_lifespan,
     dependencies=[Depends(refuse_unstorable_input)],
 )
 
@@ -151,10 +124,13 @@ def _admin_values(request: Request, services: Any, db: Any, **extra: Any) -> dic
         "intents": intents,
         "thresholds": Thresholds.of(policy),
         "strategic_terms": list(policy.strategic_terms),
+        "hours": as_form(config.hours),
         "model": _model(services, request.app.state.retrainer),
         "faq_file": Path(services.settings.faq_path).name,
         "token": None,
         "faq_error": None,
+        **teaching_values(services, db),
+        **assignment_values(db),
     }
     values.update(extra)
     return values

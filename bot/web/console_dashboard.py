@@ -18,7 +18,7 @@ from bot.web import console_views as views
 from bot.web.console import DbDep, StaffDep, _now, _page
 from bot.web.deps import ServicesDep
 from bot.web.forms import refuse_unstorable_input
-from handoff import metrics
+from handoff import canned, metrics
 from handoff.errors import InvalidInput
 
 router = APIRouter(
@@ -87,12 +87,14 @@ def dashboard_page(
     today = _now().date()
     first, last, error = _range(start[:10], end[:10], today)
     faq = [n for n, i in services.models.config().intents.items() if i.category == "faq"]
+    hours = services.models.config().hours  # response times count business time (issue 16)
     try:
-        d = metrics.dashboard(db, staff.principal, first, last, faq_intents=faq)
+        d = metrics.dashboard(db, staff.principal, first, last, faq_intents=faq, hours=hours)
     except InvalidInput as exc:
         error = f"{exc}; showing the last 30 days."
         first, last = today - timedelta(days=DEFAULT_DAYS - 1), today
-        d = metrics.dashboard(db, staff.principal, first, last, faq_intents=faq)
+        d = metrics.dashboard(db, staff.principal, first, last, faq_intents=faq, hours=hours)
+    weekly = metrics.not_knowing_weekly(db, staff.principal, today)
     short = "%d %b" if first.year == last.year else "%d %b %Y"
     per_day = [(day.strftime(short), n) for day, n in d.escalations_per_day]
     values = {
@@ -101,12 +103,30 @@ def dashboard_page(
         "end": last.isoformat(),
         "error": error,
         "scope": "Your accounts" if d.scoped else "All accounts",
+        "canned_usage": [
+            {"title": t, "kind": "shared" if shared else "personal", "uses": n}
+            for t, shared, n in canned.usage(db, *metrics.date_window(first, last))
+        ],
+        "business_time": not hours.always_open,
         "total": _row(d.total),
         "tiers": [_row(t) for t in d.tiers],
         "deflection_chart": charts.hbars(
             [(_row(t)["tier"], round((t.deflection_rate or 0) * 100, 1)) for t in d.tiers]
         ),
         "reasons": [{"code": c, "label": _label(c), "count": n} for c, n in d.reasons],
+        "not_knowing": [
+            {
+                "week": w.start.isoformat(),
+                "label": w.start.strftime("%d %b"),
+                "handoffs": w.handoffs,
+                "not_knowing": w.not_knowing,
+                "share": _pct(w.share),
+            }
+            for w in weekly
+        ],
+        "not_knowing_chart": charts.line_chart(
+            [(w.start.strftime("%d %b"), round((w.share or 0) * 100, 1)) for w in weekly]
+        ),
         "reasons_chart": charts.hbars([(_label(c), n) for c, n in d.reasons]),
         "per_day_chart": charts.line_chart(per_day),
         "escalations_total": sum(n for _, n in d.escalations_per_day),

@@ -13,6 +13,7 @@ from typing import Any
 from bot.web import charts
 from handoff import activity, desk
 from handoff.health import HealthTrend
+from handoff.hours import BusinessHours, business_seconds_between, is_open
 from handoff.models import Account, Author, Direction, HandoffStatus, Message, User
 
 REASONS: dict[str, str] = {
@@ -84,19 +85,31 @@ def preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def sla(handoff: Any, now: datetime) -> dict[str, Any]:
-    """The first-response SLA of a handoff: text, and whether it is overdue."""
+def sla(handoff: Any, now: datetime, hours: BusinessHours | None = None) -> dict[str, Any]:
+    """The first-response SLA of a handoff: text, and whether it is overdue.
+
+    On a priority whose clock runs in business ``hours`` the time left (or overdue) is
+    business time, and out of hours the countdown says it is paused.
+    """
     if handoff.first_response_at is not None:
         return {"text": "answered", "overdue": False, "state": "met"}
     if handoff.sla_due_at is None or handoff.status not in ("waiting", "assigned"):
         return {"text": "", "overdue": False, "state": "none"}
-    left = (handoff.sla_due_at - now).total_seconds()
-    if left < 0:
-        return {"text": f"overdue {duration(-left)}", "overdue": True, "state": "overdue"}
-    return {"text": f"{duration(left)} left", "overdue": False, "state": "running"}
+    calendar = hours or BusinessHours()
+    in_hours = calendar.clock(handoff.priority) == "business_hours"
+    if in_hours:
+        left = business_seconds_between(now, handoff.sla_due_at, calendar)
+    else:
+        left = (handoff.sla_due_at - now).total_seconds()
+    if now >= handoff.sla_due_at:
+        return {"text": f"overdue {duration(max(-left, 0))}", "overdue": True, "state": "overdue"}
+    paused = " (paused: out of hours)" if in_hours and not is_open(now, calendar) else ""
+    return {"text": f"{duration(left)} left{paused}", "overdue": False, "state": "running"}
 
 
-def queue_row(view: desk.HandoffView, me: int, now: datetime) -> dict[str, Any]:
+def queue_row(
+    view: desk.HandoffView, me: int, now: datetime, hours: BusinessHours | None = None
+) -> dict[str, Any]:
     """One row of the queue table."""
     h = view.handoff
     reasons = [{"code": r, "label": REASONS.get(r, r.replace("_", " "))} for r in h.reasons or []]
@@ -114,8 +127,9 @@ def queue_row(view: desk.HandoffView, me: int, now: datetime) -> dict[str, Any]:
         "status": h.status,
         "status_label": STATUSES.get(h.status, h.status),
         "waiting": duration((now - h.waiting_since).total_seconds()),
-        "sla": sla(h, now),
+        "sla": sla(h, now, hours),
         "assignee": view.assignee_name or "",
+        "assignment_reason": h.assignment_reason or "" if h.assignee_id else "",
         "mine": h.assignee_id == me,
         "intent": (h.intent or "").replace("_", " "),
     }

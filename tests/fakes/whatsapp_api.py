@@ -4,6 +4,11 @@ Serves ``POST /{version}/{phone_number_id}/messages`` with Bearer authentication
 like Meta (``{"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id":
 "wamid..."}]}``) and can script failures (``fail_next``): 429 / 130429 rate limits, 5xx,
 131047 (outside the 24-hour window), 131026 (undeliverable), 190 (bad token).
+
+Template messages (``"type": "template"``) are checked like Meta does: the template must be
+one the fake knows as approved (``approve``), in that language, with exactly its number of
+body parameters; otherwise 400 with error 132000 (parameter count mismatch) or 132001
+(template does not exist). ``templates()`` lists the template messages delivered.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ ERROR_TITLES = {
     131026: "Message undeliverable",
     131047: "Re-engagement message",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
+    132000: "Number of parameters does not match the expected number of params",
+    132001: "Template name does not exist in the translation",
 }
 
 
@@ -50,11 +57,23 @@ class FakeGraphApi:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     base_url: str = ""
+    # approved templates: (name, language code) -> number of body parameters
+    approved: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
             self.failures.clear()
+            self.approved.clear()
+
+    def approve(self, name: str, language: str, parameters: int) -> None:
+        """Make a template known as approved, with this many body parameters."""
+        with self.lock:
+            self.approved[(name, language)] = parameters
+
+    def templates(self, to: str | None = None) -> list[dict[str, Any]]:
+        """The ``template`` object of each delivered template message."""
+        return [c.body["template"] for c in self.delivered(to) if c.body.get("type") == "template"]
 
     def fail_next(
         self, status: int, code: int | None = None, *, retry_after: int | None = None
@@ -85,6 +104,8 @@ class FakeGraphApi:
         for call in self.delivered(to):
             if call.body.get("type") == "interactive":
                 out.append(call.body["interactive"]["body"]["text"])
+            elif call.body.get("type") == "template":
+                out.append(f"[template {call.body['template']['name']}]")
             else:
                 out.append(call.body["text"]["body"])
         return out
@@ -109,6 +130,8 @@ class FakeGraphApi:
                 failure = (401, _auth_error(), {})
             elif body.get("messaging_product") != "whatsapp" or "to" not in body:
                 failure = (400, {"error": {"code": 100, "message": "Invalid parameter"}}, {})
+            elif body.get("type") == "template" and (code := self._template_error(body)):
+                failure = (400, _error(code), {})
             else:
                 failure = self.failures.pop(0) if self.failures else None
             if failure is None:
@@ -123,6 +146,29 @@ class FakeGraphApi:
                 "messages": [{"id": call.wamid}],
             }
         )
+
+    def _template_error(self, body: dict[str, Any]) -> int | None:
+        """Meta's error code for a template message it would refuse, else None."""
+        template = body.get("template") or {}
+        key = (template.get("name"), (template.get("language") or {}).get("code"))
+        if key not in self.approved:
+            return 132001
+        given = sum(
+            len(c.get("parameters") or [])
+            for c in template.get("components") or []
+            if c.get("type") == "body"
+        )
+        return 132000 if given != self.approved[key] else None
+
+
+def _error(code: int) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": f"({code}) {ERROR_TITLES[code]}",
+            "type": "OAuthException",
+            "code": code,
+        }
+    }
 
 
 def _auth_error() -> dict[str, Any]:

@@ -125,13 +125,15 @@ def test_agent_reply_reaches_the_customer_and_bot_stays_silent(app_desk: Desk) -
     assert detail["first_response_at"] is not None
 
 
-def test_second_agent_gets_conflict_and_cannot_reply(app_desk: Desk) -> None:
+def test_second_agent_gets_conflict_and_must_confirm_a_reply(app_desk: Desk) -> None:
     handoff_id = _escalate(app_desk)
     assert app_desk.api("POST", f"/handoffs/{handoff_id}/claim", "agent").status_code == 200
     r = app_desk.api("POST", f"/handoffs/{handoff_id}/claim", "agent2")
     assert r.status_code == 409 and "taken" in r.json()["detail"]
+    # issue 16: a reply to someone else's conversation asks for confirmation first
     r = app_desk.api("POST", f"/handoffs/{handoff_id}/reply", "agent2", json={"text": "hi"})
-    assert r.status_code == 403
+    assert r.status_code == 409 and "Alan Agent" in r.json()["detail"]
+    assert "confirm" in r.json()["detail"]
 
 
 def test_notes_resolve_with_code_csat_and_history(app_desk: Desk) -> None:

@@ -78,7 +78,10 @@
     tr.appendChild(el("td", "sla sla--" + r.sla.state, r.sla.text));
 
     var owner = el("td");
-    if (r.assignee) owner.appendChild(el("span", "owner" + (r.mine ? " owner--me" : ""), r.assignee));
+    if (r.assignee) {
+      owner.appendChild(el("span", "owner" + (r.mine ? " owner--me" : ""), r.assignee));
+      if (r.assignment_reason) owner.appendChild(el("div", "sub assignment-reason", r.assignment_reason));
+    }
     else owner.appendChild(el("span", "status status--" + r.status, r.status_label));
     tr.appendChild(owner);
     return tr;
@@ -154,6 +157,8 @@
         status.textContent = data.handoff.status_label + (data.handoff.assignee ? " · " + data.handoff.assignee : "");
         status.className = "status status--" + data.handoff.status;
       }
+      var why = document.getElementById("assignment-reason");
+      if (why) why.textContent = data.handoff.assignment_reason || "";
       if (data.handoff.version !== version) {
         document.getElementById("handoff-changed").hidden = false;
       }
