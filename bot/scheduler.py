@@ -76,13 +76,42 @@ class JobScheduler:
         self._stop.set()
 
 
-class ClarificationSweeper:
+class _Sweep:
+    """Runs ``tick`` in a thread every ``_interval`` seconds until stopped; a failed round (a
+    database hiccup) is logged and the next one tries again."""
+
+    _interval: float
+    _stop: asyncio.Event
+    what = "a sweep"
+
+    def tick(self) -> object:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:  # a database hiccup: logged, and the next round tries again
+                logger.exception("%s failed; retrying", self.what)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class ClarificationSweeper(_Sweep):
     """Hands "did you mean ...?" questions left unanswered for ``timeout`` to a person.
 
     ``expire`` is ``Triage.expire_clarifications``; it runs every ``interval`` seconds (by
     default a tenth of the timeout, between 1 and 30 s), so a question waits at most about
     ``timeout + interval``.
     """
+
+    what = "the clarification sweep"
 
     def __init__(
         self,
@@ -101,26 +130,13 @@ class ClarificationSweeper:
     def tick(self) -> None:
         self._expire(self._timeout)
 
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception:  # a database hiccup: logged, and the next round tries again
-                logger.exception("the clarification sweep failed; retrying")
 
-    def stop(self) -> None:
-        self._stop.set()
-
-
-class AssignmentSweeper:
+class AssignmentSweeper(_Sweep):
     """Every ``interval`` seconds: return the handoffs of people away for too long to the
     queue and hand waiting ones to whoever is online (``handoff.assignment.sweep``; each
     change is a guarded transition, so every instance may run it)."""
+
+    what = "the assignment sweep"
 
     def __init__(
         self,
@@ -136,18 +152,3 @@ class AssignmentSweeper:
 
     def tick(self) -> tuple[int, int]:
         return assignment.sweep(self._engine, self._policy())
-
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception:  # a database hiccup: logged, and the next round tries again
-                logger.exception("the assignment sweep failed; retrying")
-
-    def stop(self) -> None:
-        self._stop.set()
