@@ -95,7 +95,7 @@ class StorableInput(BaseModel):
 # Personal data that must not become a training example: e-mail addresses, phone numbers and
 # long digit runs (account, card, order numbers), each replaced by a placeholder.
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<![\w])\+?\d[\d ().-]{6,}\d(?![\w])")
+_PHONE = re.compile(r"(?<![\w(])\(?\+?\d[\d ().-]{6,}\d(?![\w])")
 _DIGITS = re.compile(r"\d{6,}")
 
 
@@ -107,7 +107,14 @@ def mask_personal_data(text: str) -> str:
     return _DIGITS.sub("[number]", text)
 
 
+# A date ("2024-05-01", "01.05.2024", "1/5/2024") is not personal data by itself and says what
+# a question is about: kept.
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
+
+
 def _phone(match: re.Match[str]) -> str:
     found = match.group()
+    if _DATE.fullmatch(found.strip()):
+        return found
     looks_like_phone = sum(ch.isdigit() for ch in found) >= 7 and not found.isdigit()
     return "[phone]" if looks_like_phone else found

@@ -137,3 +137,18 @@ def test_a_new_intent_without_an_answer_is_refused_and_nothing_is_written(faq: P
 def test_personal_data_in_an_example_is_masked() -> None:
     masked = mask_personal_data("mail jo.doe@acme.test or call +44 20 7946 0958, order 1234567")
     assert masked == "mail [email] or call [phone], order [number]"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("my invoice from 2024-05-01 is wrong", "my invoice from 2024-05-01 is wrong"),
+        ("order 12345678 placed on 01.05.2024", "order [number] placed on 01.05.2024"),
+        ("ring (030) 123-4567 after 5", "ring [phone] after 5"),
+        ("we run version 2.3.1", "we run version 2.3.1"),
+    ],
+)
+def test_dates_and_versions_are_kept_and_a_bracketed_area_code_is_masked(
+    text: str, masked: str
+) -> None:
+    assert mask_personal_data(text) == masked
