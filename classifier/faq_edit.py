@@ -205,15 +205,21 @@ def set_answer(faq_path: Path, intent: str, answer: str, variables: dict[str, An
             raise FaqError(f"intent {intent!r} is never answered automatically")
         new_text = replace_answer(text, intent, checked)
         expected = {**data, "intents": {**data["intents"], intent: {**spec, "answer": checked}}}
-        try:
-            same = yaml.safe_load(new_text) == expected
-        except yaml.YAMLError:
-            same = False
-        if not same:
-            raise FaqError(f"the answer of {intent!r} could not be written in place")
-        _check_loads(file, new_text)
-        write_atomically(file, new_text)
+        _write_checked(file, new_text, expected, f"the answer of {intent!r}")
     logger.info("FAQ answer of %s changed", intent)
+
+
+def _write_checked(file: Path, new_text: str, expected: Any, what: str) -> None:
+    """Write ``new_text`` (a line-level edit) only if it parses to ``expected`` and loads as
+    the bot will load it; FaqError otherwise, and nothing is written."""
+    try:
+        same = yaml.safe_load(new_text) == expected
+    except yaml.YAMLError:
+        same = False
+    if not same:
+        raise FaqError(f"{what} could not be written in place")
+    _check_loads(file, new_text)
+    write_atomically(file, new_text)
 
 
 def _check_loads(file: Path, new_text: str) -> None:
@@ -304,14 +310,7 @@ def add_examples(
                 new_text = replace_answer(new_text, intent, answer)
                 new_spec["answer"] = answer
             expected = {**data, "intents": {**intents, intent: new_spec}}
-        try:
-            same = yaml.safe_load(new_text) == expected
-        except yaml.YAMLError:
-            same = False
-        if not same:
-            raise FaqError(f"the examples of {intent!r} could not be written in place")
-        _check_loads(file, new_text)
-        write_atomically(file, new_text)
+        _write_checked(file, new_text, expected, f"the examples of {intent!r}")
     logger.info("FAQ: %d example(s) added to %s%s", len(fresh), intent, " (new)" if created else "")
     return FaqChange(text, tuple(fresh), created)
 
